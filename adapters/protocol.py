@@ -1,0 +1,260 @@
+"""The adapter protocol: how the conformance suite drives an implementation.
+
+PROTOCOL_VERSION = 1. The suite speaks to implementations only through this
+module's types, so one test module serves every framework. Everything here is
+plain Python and numpy: no framework is imported.
+
+An adapter is any object (or class, instantiated with no arguments) with the
+attributes and methods of `Adapter` below. A port author writes one for their
+implementation and runs `python -m conformance --impl mymodule:MyAdapter`.
+
+Versioning: a later protocol version only *adds* optional methods and
+capabilities, with defaults that keep version-1 adapters working. An adapter
+states the version it was written against in `protocol_version`; the suite
+refuses one newer than it knows.
+
+Vocabulary (see reference/SPEC.md): an *entry* pairs a sub-optimizer with a
+*group* of variables; a *step* is one call of the composite's apply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+# --------------------------------------------------------------------------- descriptions
+# Framework-neutral descriptions of what to build. Hyperparameter names are
+# tf_keras' (legacy optimizers); each adapter maps them to its framework's own.
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule, evaluated at the sub-optimizer's own step count.
+
+    kind "exponential_decay": lr(t) = initial_learning_rate * decay_rate ** (t / decay_steps)
+      (with `staircase`, the exponent is floored).
+    kind "piecewise_constant": lr(t) = values[i] for boundaries[i-1] < t <= boundaries[i].
+    kind "inverse_time_decay": lr(t) = initial_learning_rate / (1 + decay_rate * t / decay_steps).
+    """
+
+    kind: str
+    params: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """Clip settings; `None` means unset. See SPEC CLIP-1."""
+
+    clipvalue: Optional[float] = None
+    clipnorm: Optional[float] = None
+    global_clipnorm: Optional[float] = None
+
+    def as_kwargs(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+# Kinds of sub-optimizer and the hyperparameters each may carry (tf_keras names).
+OPTIMIZER_KINDS: Mapping[str, Tuple[str, ...]] = {
+    "sgd": ("momentum", "nesterov"),
+    "adam": ("beta_1", "beta_2", "epsilon", "amsgrad"),
+    "adagrad": ("initial_accumulator_value", "epsilon"),
+    "rmsprop": ("rho", "momentum", "epsilon", "centered"),
+    "adamax": ("beta_1", "beta_2", "epsilon"),
+    "nadam": ("beta_1", "beta_2", "epsilon"),
+    "ftrl": (
+        "learning_rate_power",
+        "initial_accumulator_value",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "beta",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SubOptimizer:
+    """One sub-optimizer: its kind, learning rate (a float or a Schedule), hyperparameters, own clipping."""
+
+    kind: str
+    learning_rate: Union[float, Schedule]
+    hyper: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    clip: Clip = Clip()  # The sub-optimizer's own clip settings (SPEC CLIP-3).
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """An entry: a sub-optimizer and the indices (into the variable list) of its variables."""
+
+    optimizer: SubOptimizer
+    variables: Tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompositeSpec:
+    """A composite: its entries, in order, and its own clip settings."""
+
+    groups: Tuple[Group, ...]
+    clip: Clip = Clip()
+    name: str = "CompositeOptimizer"
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableSpec:
+    """A variable to create: its name (names may repeat, SPEC ROUTE-1) and initial float32 value."""
+
+    name: str
+    value: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Sparse:
+    """A sparse gradient: rows `indices` of the variable get `values` (repeats add up)."""
+
+    indices: np.ndarray  # int64, shape [k]
+    values: np.ndarray  # float32, shape [k, *variable.shape[1:]]
+
+
+# A gradient is a dense numpy array, a Sparse, or None (the pair is present with no gradient).
+Gradient = Union[np.ndarray, Sparse, None]
+# One step: (variable index, gradient) pairs in call order. A variable not mentioned is *absent*.
+Step = Sequence[Tuple[int, Gradient]]
+
+
+# --------------------------------------------------------------------------- capabilities
+# What an implementation's API can express. `Adapter.unsupported()` maps each one it cannot
+# express to the reason; the suite then reports the checks needing it as not applicable, with
+# that reason. A behaviour the API can express but gets different from the spec is never
+# "unsupported": it is a failure, recorded in the adapter's expectations file.
+
+CAPABILITIES: Mapping[str, str] = {
+    "none_gradient": "a pair whose gradient is None (tf_keras: (None, var))",
+    "absent_variables": "a step that gives no gradient at all for some variables",
+    "sparse_gradient": "sparse (IndexedSlices-like) gradients, repeated indices included",
+    "compiled_step": "a step inside the framework's compiler (tf.function, jax.jit, torch.compile)",
+    "step_errors": "a step that raises on bad input (unlisted or doubly listed variable, bad shape)",
+    "state": "the optimizer state as an ordered list of arrays, readable and writable",
+    "config": "a JSON-serialisable config that rebuilds the optimizer",
+    "checkpoint": "saving and restoring the optimizer state to files",
+    "sub_clipping": "clip settings on the sub-optimizers themselves",
+    "composite_clipping": "clip settings on the composite",
+    "replicas": "steps on several replicas whose gradients are summed",
+    "tf_keras_api": "the tf_keras drop-in API (Instance.native is a tf_keras legacy optimizer)",
+}
+
+
+class DeviceUnavailable(RuntimeError):
+    """Raised by `Adapter.set_device` when the requested device is not present."""
+
+
+class Unsupported(Exception):
+    """Raised by an adapter method for a case its implementation cannot express.
+
+    The suite reports the check as not applicable, with `str(exc)` as the reason.
+    Prefer declaring a capability in `unsupported()`; raise this for finer cases
+    (one hyperparameter a framework lacks, say).
+    """
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class Instance(Protocol):
+    """A built composite (or, for the oracle, one sub-optimizer alone) and its variables."""
+
+    def step(self, pairs: Step, *, compiled: bool = False) -> None:
+        """Apply one step. Raise (any exception) where the spec says the call fails."""
+
+    def step_replicas(self, per_replica: Sequence[Step]) -> None:
+        """Apply one step on len(per_replica) replicas, replica r getting per_replica[r]."""
+
+    def variables(self) -> list:
+        """Current values of the variables, as numpy arrays, in creation order."""
+
+    def iterations(self) -> int:
+        """The composite's step counter (for a standalone sub-optimizer, its own counter)."""
+
+    def sub_iterations(self) -> list:
+        """Each sub-optimizer's own step counter, in entry order (standalone: [its counter])."""
+
+    def materialize(self) -> None:
+        """Create all optimizer state for all variables without stepping (idempotent)."""
+
+    def state(self) -> list:
+        """The optimizer state as numpy arrays, in the implementation's documented order."""
+
+    def set_state(self, values: Sequence[np.ndarray]) -> None:
+        """Write the state back; raise on a count or shape mismatch, writing nothing."""
+
+    def config(self) -> Any:
+        """A JSON-serialisable config of the composite."""
+
+    def save(self, directory: str) -> str:
+        """Save variables and optimizer state under `directory`; return what `restore` takes."""
+
+    def restore(self, path: str) -> None:
+        """Restore what `save` wrote into this instance (same structure)."""
+
+    @property
+    def native(self) -> Any:
+        """The implementation's own optimizer object (used by tf_keras_api checks)."""
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """Drives one implementation. See README "Validating your port"."""
+
+    protocol_version: int
+    name: str
+    framework: str  # Key into conformance/tolerances.py: "tensorflow", "jax", "torch", ...
+
+    def info(self) -> Mapping[str, str]:
+        """Shown in the report header: at least "implementation" and "version"."""
+
+    def unsupported(self) -> Mapping[str, str]:
+        """Capability name -> why this implementation cannot express it. Absent means supported."""
+
+    def optimizer_kinds(self) -> Sequence[str]:
+        """The OPTIMIZER_KINDS this adapter can build; the suite generates only these."""
+
+    def set_device(self, device: str) -> None:
+        """"cpu", "gpu", "tpu" or "replicas:N"; raise DeviceUnavailable if absent."""
+
+    def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> Instance:
+        """Build the composite under test over fresh variables."""
+
+    def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> Instance:
+        """Build one sub-optimizer alone over fresh variables: the suite's oracle."""
+
+    def from_config(self, config: Any, variables: Sequence[VariableSpec], groups: Sequence[Sequence[int]]) -> Instance:
+        """Rebuild a composite from `Instance.config()` over fresh variables grouped as given."""
+
+
+def replicas_of(device: str) -> int:
+    """The replica count of a device string: N for "replicas:N", else 1."""
+    if device.startswith("replicas:"):
+        return int(device.split(":", 1)[1])
+    return 1
+
+
+def load_adapter(obj: Any) -> Adapter:
+    """Instantiate (if a class) and check an adapter against this protocol."""
+    adapter = obj() if isinstance(obj, type) else obj
+    missing = [
+        name
+        for name in ("protocol_version", "name", "framework", "info", "unsupported", "optimizer_kinds",
+                     "set_device", "composite", "standalone", "from_config")
+        if not hasattr(adapter, name)
+    ]
+    if missing:
+        raise TypeError(f"{obj!r} is not a conformance adapter: it lacks {missing} (see adapters/protocol.py).")
+    if adapter.protocol_version > PROTOCOL_VERSION:
+        raise TypeError(
+            f"Adapter {adapter.name!r} is written for protocol version {adapter.protocol_version}, "
+            f"but this suite knows version {PROTOCOL_VERSION} at most: upgrade the suite."
+        )
+    return adapter
