@@ -1,0 +1,177 @@
+"""The baseline gate: regressions fail the run and come first; improvements say how to accept them."""
+
+import io
+import json
+import re
+
+import pytest
+
+from reports import schema
+from reports.cli import gate
+from reports.gate import compare
+from synthetic_reports import make_report, tfrs_report, with_checks
+
+CENTRAL = "test_routing.py::test_central_property"
+ITER = "test_iter.py::test_iterations_advance_once"
+
+
+def requirement_ids_in(text):
+    return re.findall(r"\b[A-Z]+-\d+\b", text)
+
+
+def test_an_unchanged_report_passes_the_gate():
+    baseline = make_report()
+    result = compare(baseline, make_report(created="2026-11-25T00:00:00+00:00"))
+    assert result.exit_code == 0
+    assert result.regressions == result.improvements == result.excused == ()
+    assert result.disappeared_checks == result.new_checks == ()
+    text = result.format()
+    assert text.startswith("Conformance gate passed: no regression (reference on cpu, profile ci).")
+    assert "REGRESSIONS" not in text and "IMPROVEMENTS" not in text
+
+
+def test_a_failed_requirement_that_passed_in_the_baseline_is_a_regression_named_first():
+    baseline = with_checks(make_report(), {ITER: {"status": schema.FAILED}})
+    current = with_checks(
+        make_report(),
+        {CENTRAL: {"status": schema.FAILED, "message": "AssertionError: variables differ", "example": "steps=[]"}},
+    )  # ROUTE-9 regressed, ITER-1 improved
+    result = compare(baseline, current, baseline_path="reports/baselines/reference-cpu.json")
+    assert result.exit_code == 1
+    assert [(c.requirement, c.baseline, c.current) for c in result.regressions] == [("ROUTE-9", "passed", "failed")]
+    assert [(c.id, c.baseline, c.current) for c in result.regressions[0].checks] == [(CENTRAL, "passed", "failed")]
+    assert [c.requirement for c in result.improvements] == ["ITER-1"]
+    text = result.format()
+    assert text.startswith("Conformance gate FAILED: 1 regression (reference on cpu, profile ci).")
+    assert requirement_ids_in(text)[0] == "ROUTE-9"
+    assert text.index("REGRESSIONS") < text.index("IMPROVEMENTS")
+    regression = text[text.index("REGRESSIONS"):text.index("IMPROVEMENTS")]
+    assert "ROUTE-9: passed -> failed" in regression
+    assert f"{CENTRAL}: passed -> failed" in regression
+    assert "message: AssertionError: variables differ" in regression
+    assert "reproduce: python -m conformance --impl reference -k test_central_property" in regression
+
+
+def test_an_error_is_a_regression_too():
+    current = with_checks(make_report(), {ITER: {"status": schema.ERROR, "message": "RuntimeError"}})
+    result = compare(make_report(), current)
+    assert result.exit_code == 1
+    assert [(c.requirement, c.current) for c in result.regressions] == [("ITER-1", "error")]
+
+
+def test_a_check_that_breaks_under_an_already_failing_requirement_is_a_regression():
+    # ROUTE-9 has two checks; the baseline already failed one of them, the current run fails both.
+    compiled = "test_routing.py::test_central_property_compiled"
+    baseline = with_checks(make_report(), {CENTRAL: {"status": schema.FAILED}})
+    current = with_checks(make_report(), {CENTRAL: {"status": schema.FAILED}, compiled: {"status": schema.FAILED}})
+    result = compare(baseline, current)
+    assert result.exit_code == 1
+    assert [(c.requirement, c.baseline, c.current) for c in result.regressions] == [("ROUTE-9", "failed", "failed")]
+    assert [c.id for c in result.regressions[0].checks] == [compiled]
+
+
+def test_a_check_citing_two_requirements_regresses_both():
+    atom = "test_atom.py::test_errors_change_nothing"
+    result = compare(make_report(), with_checks(make_report(), {atom: {"status": schema.FAILED}}))
+    assert [c.requirement for c in result.regressions] == ["ATOM-1", "ROUTE-4"]
+
+
+def test_improvements_are_listed_with_the_command_that_updates_the_baseline():
+    baseline = with_checks(make_report(), {ITER: {"status": schema.FAILED}})
+    result = compare(
+        baseline,
+        make_report(),
+        baseline_path="reports/baselines/reference-cpu.json",
+        current_path="reports/runs/reference-cpu-ci.json",
+    )
+    assert result.exit_code == 0
+    assert [(c.requirement, c.baseline, c.current) for c in result.improvements] == [("ITER-1", "failed", "passed")]
+    text = result.format()
+    assert "IMPROVEMENTS" in text and "ITER-1: failed -> passed" in text
+    assert "    python -m conformance --impl reference --device cpu --profile ci --report-dir reports/runs\n" in text
+    assert "    cp reports/runs/reference-cpu-ci.json reports/baselines/reference-cpu.json\n" in text
+
+
+def test_an_unexpected_pass_names_the_expectations_entry_to_remove():
+    baseline = with_checks(tfrs_report(), {"test_conf.py::test_get_config_json": {"status": schema.EXPECTED_FAILURE}})
+    current = tfrs_report()  # test_get_config_json: unexpected_pass
+    result = compare(baseline, current, baseline_path="b.json")
+    assert [(c.requirement, c.baseline, c.current) for c in result.improvements] == [
+        ("CONF-1", "expected_failure", "unexpected_pass")
+    ]
+    text = result.format()
+    assert "Remove these [[expected_failure]] entries from adapters/expectations/tfrs.toml (they pass now):" in text
+    assert '    check = "test_conf.py::test_get_config_json"  (CONF-1)' in text
+    assert ("python -m conformance --impl tfrs --device cpu --profile ci "
+            "--expectations adapters/expectations/tfrs.toml --report-dir reports/runs") in text
+
+
+def test_disappeared_and_excused_checks_are_reported_without_failing_the_gate():
+    current = with_checks(
+        make_report(),
+        {CENTRAL: None, ITER: {"status": schema.EXPECTED_FAILURE, "reason": "declared after the fact"}},
+    )
+    result = compare(make_report(), current)
+    assert result.exit_code == 0
+    assert [c.id for c in result.disappeared_checks] == [CENTRAL]
+    assert [(c.requirement, c.current) for c in result.excused] == [("ITER-1", "expected_failure")]
+    text = result.format()
+    assert f"DISAPPEARED CHECKS (in the baseline, absent now):\n  {CENTRAL}  (ROUTE-9; was passed)" in text
+    assert "NEEDS REVIEW" in text and "ITER-1: passed -> expected_failure" in text
+
+
+def test_the_update_command_reruns_the_recorded_impl_spec_device_and_profile():
+    current = make_report(device="replicas:2", profile="thorough")
+    current["command"] = "python -m conformance --impl my_port.adapter:MyAdapter --device replicas:2 --baseline b.json"
+    baseline = with_checks(current, {ITER: {"status": schema.FAILED}})
+    commands = compare(baseline, current, baseline_path="b.json").update_baseline_commands()
+    assert commands == (
+        "python -m conformance --impl my_port.adapter:MyAdapter --device replicas:2 --profile thorough --report-dir reports/runs",
+        "cp 'reports/runs/<the report JSON that run writes>' b.json",
+    )
+
+
+def test_a_baseline_of_another_implementation_is_refused():
+    with pytest.raises(ValueError, match="baseline is a report of implementation 'reference' but the current run is of 'tfrs'"):
+        compare(make_report(), tfrs_report())
+
+
+def test_a_different_device_is_noted():
+    result = compare(make_report(), make_report(device="gpu"))
+    assert "device differs: baseline 'cpu', current 'gpu'." in result.format()
+
+
+def write(path, report):
+    path.write_text(json.dumps(report), encoding="utf-8")
+    return path
+
+
+def test_gate_reads_files_and_returns_the_exit_code(tmp_path):
+    (tmp_path / "runs").mkdir()
+    baseline = write(tmp_path / "baseline.json", make_report())
+    regressed = write(tmp_path / "runs" / "current.json", with_checks(make_report(), {CENTRAL: {"status": schema.FAILED}}))
+    out = io.StringIO()
+    assert gate(baseline, regressed, stdout=out) == 1
+    assert out.getvalue().startswith("Conformance gate FAILED: 1 regression")
+    assert f"current:  {regressed} " in out.getvalue()  # a path given as the report is named as such
+
+    out = io.StringIO()
+    assert gate(baseline, make_report(), current_path=tmp_path / "runs" / "new.json", stdout=out) == 0
+    assert "Conformance gate passed" in out.getvalue()
+
+    old = write(tmp_path / "old.json", with_checks(make_report(), {ITER: {"status": schema.ERROR}}))
+    out = io.StringIO()
+    assert gate(old, make_report(), current_path=tmp_path / "runs" / "new.json", stdout=out) == 0
+    assert f"cp {tmp_path}/runs/new.json {tmp_path}/old.json" in out.getvalue()
+    assert f"--report-dir {tmp_path}/runs" in out.getvalue()
+
+
+def test_gate_refuses_a_missing_or_invalid_baseline_clearly(tmp_path):
+    err = io.StringIO()
+    assert gate(tmp_path / "nope.json", make_report(), stdout=io.StringIO(), stderr=err) == 2
+    assert f"{tmp_path}/nope.json: cannot read" in err.getvalue()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 2}', encoding="utf-8")
+    err = io.StringIO()
+    assert gate(bad, make_report(), stdout=io.StringIO(), stderr=err) == 2
+    assert f"{bad}: Unsupported report schema_version 2" in err.getvalue()
