@@ -89,8 +89,10 @@ def _callable_name(var_callable: VarCallable) -> str:
     """CONF-2: the Keras registered name of a var-list callable."""
     try:
         name = tf_keras.saving.get_registered_name(var_callable)
-    except AttributeError:
+    except AttributeError:  # no `__name__`
         name = None
+    except TypeError:  # unhashable, so it cannot be registered: its own name, if it has one
+        name = getattr(var_callable, "__name__", None)
     if not name or name == "<lambda>" or not isinstance(name, str):
         raise ValueError(
             f"Cannot serialise the var-list callable {var_callable!r}: it has no usable name. "
