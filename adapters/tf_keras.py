@@ -79,6 +79,20 @@ def _zeros_like(grad):
     return np.zeros_like(grad)
 
 
+def _read_counter(optimizer) -> int:
+    """An optimizer's step counter, read without creating it.
+
+    tf_keras creates `iterations` on first access and appends it to `weights`; reading it
+    through the property would add state to an optimizer that never stepped.
+    """
+    if getattr(optimizer, "_iterations", None) is None and type(optimizer).iterations is _BASE_ITERATIONS:
+        return 0
+    return int(optimizer.iterations.numpy())
+
+
+_BASE_ITERATIONS = _legacy.Optimizer.iterations
+
+
 class _Placement:
     """Where variables live and steps run: one device, or a MirroredStrategy."""
 
@@ -130,7 +144,7 @@ class TfKerasInstance:
                 variables = self._variables
 
                 def compiled_step(grads):
-                    return self._optimizer.apply_gradients(list(zip(grads, [variables[i] for i, _ in pairs])))
+                    self._optimizer.apply_gradients(list(zip(grads, [variables[i] for i, _ in pairs])))
 
                 self._compiled[key] = tf.function(compiled_step, autograph=False)
             self._compiled[key]([_to_tf(g, self._variables[i]) for i, g in pairs])
@@ -178,12 +192,11 @@ class TfKerasInstance:
         return [np.array(v.numpy()) for v in self._variables]
 
     def iterations(self) -> int:
-        return int(self._optimizer.iterations.numpy())
+        return _read_counter(self._optimizer)
 
     def sub_iterations(self) -> list:
         subs = self._optimizer.optimizers if self._groups is not None else [self._optimizer]
-        # Read without creating: touching `iterations` would add a weight to an unused sub-optimizer.
-        return [0 if getattr(o, "_iterations", None) is None else int(o._iterations.numpy()) for o in subs]
+        return [_read_counter(o) for o in subs]
 
     def materialize(self) -> None:
         with self._placement.scope():
@@ -192,7 +205,9 @@ class TfKerasInstance:
                 self._optimizer._create_all_weights(self._variables)
                 return
             for sub, group in zip(self._optimizer.optimizers, self._groups):
-                sub._create_all_weights([self._variables[i] for i in group])
+                _ = sub.iterations  # Also for an entry with no variables, which has no slots.
+                if group:
+                    sub._create_all_weights([self._variables[i] for i in group])
 
     def state(self) -> list:
         return [np.array(w) for w in self._optimizer.get_weights()]
@@ -210,6 +225,10 @@ class TfKerasInstance:
     def restore(self, path: str) -> None:
         with self._placement.scope():
             tf.train.Checkpoint(optimizer=self._optimizer, variables=self._variables).read(path).expect_partial()
+            # tf_keras creates counters lazily; creating them now applies the restored values.
+            subs = self._optimizer.optimizers if self._groups is not None else []
+            for optimizer in [self._optimizer, *subs]:
+                _ = optimizer.iterations
 
     @property
     def native(self):

@@ -102,6 +102,19 @@ def _callable_name(var_callable: VarCallable) -> str:
     return name
 
 
+def _deserialize_optimizer(config: dict, custom_objects: dict) -> LegacyOptimizer:
+    """CONF-3: `tf_keras.optimizers.deserialize`, learning-rate schedules included.
+
+    Some legacy optimizers' own `from_config` (Adagrad's, for one) pass a serialized schedule
+    straight to `__init__`, which fails; so the schedule is deserialized here first.
+    """
+    inner = config.get("config", {})
+    if isinstance(inner.get("learning_rate"), dict):
+        schedule = tf_keras.optimizers.schedules.deserialize(inner["learning_rate"], custom_objects=custom_objects)
+        config = {**config, "config": {**inner, "learning_rate": schedule}}
+    return tf_keras.optimizers.deserialize(config, custom_objects=custom_objects, use_legacy_optimizer=True)
+
+
 def _is_variable(obj: Any) -> bool:
     return isinstance(obj, tf.Variable) or hasattr(obj, "ref") and hasattr(obj, "assign")
 
@@ -357,8 +370,5 @@ class CompositeOptimizer(LegacyOptimizer):
                     "or register it with `tf_keras.saving.register_keras_serializable`."
                 )
             callables.append(found)
-        subs = [
-            tf_keras.optimizers.deserialize(o, custom_objects=custom_objects, use_legacy_optimizer=True)
-            for o in optimizers
-        ]
+        subs = [_deserialize_optimizer(o, custom_objects) for o in optimizers]
         return cls(list(zip(subs, callables)), **config)

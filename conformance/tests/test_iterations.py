@@ -1,0 +1,62 @@
+"""Iterations (SPEC ITER-*): one composite step counts once; sub-optimizers count their own."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance import checks
+from conformance import strategies as cs
+
+
+@pytest.mark.requirement("ITER-1")
+@given(data=st.data())
+def test_counter_advances_once_per_step(impl, data):
+    """ITER-1: the composite counter equals the number of steps, however many groups took part."""
+    case = data.draw(cs.cases(impl.caps, max_steps=5), label="case")
+    instance, _ = checks.build(impl, case)
+    for number, pairs in enumerate(case.steps, 1):
+        with checks.applicability():
+            instance.step(pairs)
+        assert checks.composite_counter(instance) == number, (
+            f"composite counter is {checks.composite_counter(instance)} after {number} steps")
+
+
+@pytest.mark.requirement("ITER-1", "ROUTE-9")
+@pytest.mark.needs("compiled_step")
+@given(data=st.data())
+def test_compiled_steps_count_once_and_match(impl, data):
+    """ITER-1 inside the framework's compiler (tf.function, jax.jit): same counts, same values."""
+    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3), label="case")
+    instance, oracle = checks.build(impl, case)
+    for number, pairs in enumerate(case.steps, 1):
+        checks.step_and_compare(impl, case, instance, oracle, pairs, number, compiled=True)
+        assert checks.composite_counter(instance) == number
+
+
+@pytest.mark.requirement("ITER-3")
+@given(data=st.data())
+def test_sub_counters_count_only_their_own_steps(impl, data):
+    """ITER-3: each sub-optimizer's counter equals the steps in which its group got a gradient."""
+    case = data.draw(cs.cases(impl.caps, min_groups=2, max_steps=5), label="case")
+    owner = case.owner()
+    instance, _ = checks.build(impl, case)
+    expected = [0] * len(case.spec.groups)
+    for pairs in case.steps:
+        with checks.applicability():
+            instance.step(pairs)
+        for k in {owner[i] for i, g in pairs if g is not None}:
+            expected[k] += 1
+        got = instance.sub_iterations()
+        assert got == expected, f"sub-optimizer counters {got}, expected {expected}"
+
+
+@pytest.mark.requirement("ITER-2", "ROUTE-3")
+@given(data=st.data())
+def test_empty_call_is_not_a_step(impl, data):
+    """ROUTE-3/ITER-2: an empty grads_and_vars changes nothing and does not count."""
+    case = data.draw(cs.cases(impl.caps, max_steps=2), label="case")
+    instance, oracle = checks.run_case(impl, case)
+    before = checks.snapshot(instance)
+    with checks.applicability():
+        instance.step(())
+    checks.assert_unchanged(before, checks.snapshot(instance), "an empty call")

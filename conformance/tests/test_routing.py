@@ -1,0 +1,85 @@
+"""Routing (SPEC ROUTE-*): which sub-optimizer gets which gradient, and nothing else."""
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.protocol import VariableSpec
+from conformance import checks
+from conformance import strategies as cs
+
+
+@pytest.mark.requirement("ROUTE-9", "ROUTE-5")
+@given(data=st.data())
+def test_steps_equal_sub_optimizers_alone(impl, data):
+    """ROUTE-9: any sequence of steps equals each sub-optimizer run alone on its own group."""
+    checks.run_case(impl, data.draw(cs.cases(impl.caps), label="case"))
+
+
+@pytest.mark.requirement("ROUTE-1")
+@given(data=st.data())
+def test_same_named_variables_route_by_identity(impl, data):
+    """ROUTE-1: every variable is called "shared"; only identity can tell them apart."""
+    case = data.draw(cs.cases(impl.caps, min_groups=2), label="case")
+    renamed = tuple(VariableSpec("shared", v.value) for v in case.variables)
+    checks.run_case(impl, dataclasses.replace(case, variables=renamed))
+
+
+@pytest.mark.requirement("ROUTE-2", "ROUTE-7")
+@pytest.mark.needs("none_gradient")
+@given(data=st.data())
+def test_none_gradients_are_dropped_without_error(impl, data):
+    """ROUTE-2: a group whose every gradient is None is dropped, never raises, and is not stepped."""
+    case = data.draw(cs.cases(impl.caps, min_groups=2), label="case")
+    owner = case.owner()
+    silent = data.draw(st.sampled_from(sorted(set(owner.values()))), label="group given only None")
+    if all(k == silent for k in owner.values()):  # Someone else must apply a gradient.
+        return
+    steps = []
+    for pairs in case.steps:
+        pairs = [(i, None if owner[i] == silent else g) for i, g in pairs]
+        pairs += [(i, None) for i in case.spec.groups[silent].variables if i not in {j for j, _ in pairs}]
+        if not any(g is not None for _, g in pairs):
+            i = next(i for i in owner if owner[i] != silent)
+            pairs.append((i, data.draw(cs.gradient_values(case.variables[i].value.shape))))
+        steps.append(tuple(pairs))
+    checks.run_case(impl, dataclasses.replace(case, steps=tuple(steps)))
+
+
+@pytest.mark.requirement("ROUTE-7", "ITER-3")
+@pytest.mark.needs("absent_variables")
+@given(data=st.data())
+def test_absent_group_is_not_stepped(impl, data):
+    """ROUTE-7: a group with no gradient in a step is not called: counter and state unchanged."""
+    case = data.draw(cs.cases(impl.caps, min_groups=2, min_steps=2), label="case")
+    owner = case.owner()
+    absent = data.draw(st.sampled_from(sorted(set(owner.values()))), label="absent group")
+    if all(k == absent for k in owner.values()):
+        return
+    # The group gets gradients in the first step only, then is absent.
+    steps = [case.steps[0]] + [tuple((i, g) for i, g in pairs if owner[i] != absent) for pairs in case.steps[1:]]
+    steps = [pairs for pairs in steps if any(g is not None for _, g in pairs)]
+    instance, oracle = checks.run_case(impl, dataclasses.replace(case, steps=tuple(steps)))
+    stepped = sum(1 for pairs in steps[:1] if any(owner[i] == absent and g is not None for i, g in pairs))
+    assert instance.sub_iterations()[absent] == stepped, (
+        f"sub-optimizer {absent} ran {instance.sub_iterations()[absent]} steps; its group had gradients in {stepped}")
+
+
+@pytest.mark.requirement("ROUTE-8")
+@pytest.mark.needs("sparse_gradient")
+@given(data=st.data())
+def test_sparse_gradients_reach_the_sub_optimizer_sparse(impl, data):
+    """ROUTE-8: sparse gradients (repeated indices too) are applied as sparse updates, not densified."""
+    case = data.draw(cs.cases(impl.caps), label="case")
+    steps = []
+    for pairs in case.steps:
+        sparse = []
+        for i, g in pairs:
+            shape = case.variables[i].value.shape
+            if g is not None and len(shape) >= 1:
+                g = data.draw(cs.sparse_gradients(shape), label=f"sparse gradient for variable {i}")
+            sparse.append((i, g))
+        steps.append(tuple(sparse))
+    checks.run_case(impl, dataclasses.replace(case, steps=tuple(steps)))
