@@ -103,7 +103,7 @@ def test_error_raised_before_anything_changes(case, warm):
 
 @requirement("ATOM-1", "ITER-2")
 def test_error_inside_tf_function_changes_nothing():
-    """ATOM-1: inside `tf.function` the checks run at trace time and the state stays unchanged."""
+    """ATOM-1, ITER-2: inside `tf.function` the checks run at trace time; state and counters stay unchanged."""
     rig = _rig()
     rig.apply(GOOD)
     stray = tf.Variable(A, name="stray_in_function")

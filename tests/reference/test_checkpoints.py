@@ -54,7 +54,7 @@ def _assert_same_training_state(mine, theirs):
 def test_round_trip_then_training_continues_identically(tmp_path, warm):
     """CKPT-1: a checkpoint restores the composite counter and every sub-optimizer's counter and
     slots (into a fresh composite, or over one that has trained); training then continues
-    exactly as the original does."""
+    exactly as the original does. The sub-optimizers are found under CTOR-5's names."""
     original = Rig(GROUPS)
     for step in STEPS:
         original.apply(step)
@@ -77,7 +77,8 @@ def test_round_trip_then_training_continues_identically(tmp_path, warm):
 @pytest.mark.parametrize("warm", [False, True], ids=["into-fresh", "into-trained"])
 def test_tfrs_checkpoint_restores_into_reference(tmp_path, warm):
     """CKPT-2: a checkpoint written by TFRS's CompositeOptimizer restores its sub-optimizers'
-    counters and slots into the reference, entry by entry; both then train identically."""
+    counters and slots into the reference, entry by entry (CTOR-5's `OptimizerN` names); both then
+    train identically."""
     tfrs_rig = Rig(GROUPS, composite_cls=tfrs_composite_class())
     for step in STEPS:
         tfrs_rig.apply(step)

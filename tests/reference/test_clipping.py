@@ -90,7 +90,7 @@ def test_one_entry_global_clipnorm_equals_sub_optimizer_alone():
 
 @requirement("CLIP-2", "CLIP-1")
 def test_several_entries_differ_from_per_group_global_clipnorm():
-    """CLIP-2: with several entries the composite clips by the global norm of all groups, which
+    """CLIP-2, CLIP-1: with several entries the composite clips by the global norm of all groups, which
     differs from `global_clipnorm` on each sub-optimizer (each group by its own norm)."""
     composite_clip = _observe(dict(global_clipnorm=2.0))
     per_group = _observe({}, sub_kwargs=(dict(global_clipnorm=2.0), dict(global_clipnorm=2.0)))

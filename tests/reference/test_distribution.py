@@ -82,7 +82,7 @@ CASES = {
 @requirement("DIST-1", "ITER-4", "CLIP-1")
 @pytest.mark.parametrize("case", list(CASES))
 def test_replicas_equal_one_device_fed_the_sum(case):
-    """DIST-1, ITER-4: two replicas equal one device fed the summed gradients, global_clipnorm
+    """DIST-1, ITER-4, CLIP-1: two replicas equal one device fed the summed gradients, global_clipnorm
     included; `iterations` advances by 1 per step (not 2); every replica's copy agrees."""
     from reference import CompositeOptimizer
 
@@ -98,7 +98,7 @@ def test_replicas_equal_one_device_fed_the_sum(case):
 
 @requirement("DIST-1", "CLIP-1")
 def test_clipping_is_active_in_these_steps():
-    """DIST-1 (sensitivity): without the clip setting the same replicas end elsewhere, so the
+    """DIST-1, CLIP-1 (sensitivity): without the clip setting the same replicas end elsewhere, so the
     comparison above does exercise clipping of the summed gradients."""
     from reference import CompositeOptimizer
 
@@ -110,7 +110,7 @@ def test_clipping_is_active_in_these_steps():
 
 @requirement("DIST-1", "ITER-4")
 def test_tfrs_replicas_equal_one_device_without_clipping():
-    """DIST-1 TFRS note: without clipping TFRS complies (each sub-optimizer sums its own group)."""
+    """DIST-1 / ITER-4 TFRS note: without clipping TFRS complies (each sub-optimizer sums its own group)."""
     mirrored, single = _run(tfrs_composite_class(), {}, tf_function=True, aggregate=True)
     for mine, theirs in zip(mirrored.variables, single.variables):
         assert_close(mine.values[1].numpy(), theirs.numpy())

@@ -73,8 +73,8 @@ def _loss_scale_run(composite_cls, steps=3):
 
 @requirement("INTEG-2", "INTEG-1")
 def test_loss_scale_optimizer_in_tf_function():
-    """INTEG-2: `LossScaleOptimizer(composite)` steps inside `tf.function`, equal to the
-    sub-optimizers alone fed the unscaled gradients (the loss scale is a power of two)."""
+    """INTEG-2, INTEG-1: `LossScaleOptimizer(composite)` steps inside `tf.function` (its `tf.cond`
+    needs INTEG-1's return), equal to the sub-optimizers alone fed the unscaled gradients."""
     rig, wrapped = _loss_scale_run(CompositeOptimizer)
     alone = rig.oracle()
     x, y = alone.variables
@@ -119,8 +119,8 @@ def _model_composite(model):
 
 @requirement("INTEG-2", "ROUTE-9")
 def test_model_compile_fit_matches_manual_training():
-    """INTEG-2: as the optimizer of `Model.compile(...)`, `fit` trains exactly as a manual loop
-    applying each sub-optimizer alone to its layer's variables."""
+    """INTEG-2, ROUTE-9: as the optimizer of `Model.compile(...)`, `fit` trains exactly as a manual
+    loop applying each sub-optimizer alone to its layer's variables."""
     x, y = _dataset()
     model = _model()
     composite = _model_composite(model)
@@ -198,7 +198,7 @@ def test_public_api_of_the_tfrs_page_is_present():
 
 @requirement("INTEG-3", "ROUTE-9")
 def test_minimize_equals_apply_gradients():
-    """INTEG-3: `minimize(loss, var_list)` computes the gradients and applies them like `apply_gradients`."""
+    """INTEG-3, ROUTE-9: `minimize(loss, var_list)` computes the gradients and applies them like `apply_gradients`."""
     rig = Rig(GROUPS)
     alone = rig.oracle()
     x, y = rig.variables

@@ -139,7 +139,8 @@ def test_each_sub_optimizer_gets_exactly_its_pairs_in_call_order():
     """ROUTE-5: each sub-optimizer is called once with its own group's pairs, in `grads_and_vars` order."""
     v = [tf.Variable(A) for _ in range(5)]
     spies = [RecordingSGD(0.1), RecordingSGD(0.1)]
-    composite = CompositeOptimizer([(spies[0], named("even", [v[0], v[2], v[4]])), (spies[1], named("odd", [v[1], v[3]]))])
+    composite = CompositeOptimizer([(spies[0], named("even", [v[0], v[2], v[4]])),
+                                    (spies[1], named("odd", [v[1], v[3]]))])
     order = [4, 1, 0, 3, 2]
     composite.apply_gradients([(tf.ones(2), v[i]) for i in order])
     assert spies[0].calls == [[(type(tf.ones(2)), v[i].ref()) for i in (4, 0, 2)]]
@@ -250,8 +251,9 @@ SEQUENCE = [
 
 @requirement("ROUTE-9", "ROUTE-5", "ROUTE-7", "ROUTE-8")
 def test_central_property_against_sub_optimizers_alone():
-    """ROUTE-9: a sequence of mixed steps (groups absent, `None` gradients, sparse gradients)
-    leaves variables, counters and slots exactly as each sub-optimizer alone on its group."""
+    """ROUTE-9 (with ROUTE-5, ROUTE-7, ROUTE-8): a sequence of mixed steps (groups absent, `None`
+    gradients, sparse gradients) leaves variables, counters and slots exactly as each
+    sub-optimizer alone on its group."""
     rig = Rig([(adam(0.05), [A, A]), (momentum(0.1, 0.8), [B]), (adagrad(0.2), [np.array([1.0], np.float32)])])
     # Variables 0, 1 -> group 0 (Adam); 2 -> group 1 (momentum); 3 -> group 2 (Adagrad).
     alone = rig.oracle()

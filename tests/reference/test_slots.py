@@ -122,7 +122,7 @@ class SlotReportingComposite(CompositeOptimizer):
 @requirement("SLOT-3", "CKPT-1")
 def test_reporting_sub_optimizer_slots_breaks_checkpoint_save(tmp_path):
     """SLOT-3: a composite whose `get_slot_names` reports its sub-optimizers' slot names makes
-    `tf.train.Checkpoint.save` fail ("re-used as a dependency"); the reference saves fine."""
+    `tf.train.Checkpoint.save` fail ("re-used as a dependency"); the reference saves fine (CKPT-1)."""
     broken = Rig(GROUPS, composite_cls=SlotReportingComposite)
     broken.apply(STEP)
     with pytest.raises(Exception, match="re-used as a dependency"):

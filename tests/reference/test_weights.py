@@ -75,7 +75,8 @@ def test_set_weights_writes_every_position():
 @requirement("WEIGHT-3", "ITER-3")
 def test_set_weights_transfers_the_full_state():
     """WEIGHT-3: `set_weights(get_weights())` into a composite of the same structure (whose
-    sub-optimizers have made their weights) moves every counter and slot: both then train alike."""
+    sub-optimizers have made their weights) moves every counter and slot: both then train alike,
+    each sub-optimizer's schedule state following its own counter (ITER-3)."""
     source = Rig(GROUPS)
     for k in range(3):
         source.apply(STEP if k != 1 else STEP[:2])
