@@ -3,6 +3,9 @@ reference), `conformance(impl='NAME')` (against a bundled adapter, with only tha
 adapter's framework installed), `report` (regenerate reports/), `bench` (benchmarks).
 """
 
+import glob
+import os
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -13,7 +16,10 @@ nox.options.reuse_venv = "yes"
 IMPL_EXTRAS = {
     "reference": [],
     "tfrs": ["tfrs"],
+    "optax": ["jax"],
 }
+# The expectations file each bundled adapter's published run uses (adapters/expectations/).
+EXPECTATIONS = "adapters/expectations/{impl}.toml"
 
 
 def _install(session, *extras):
@@ -23,7 +29,7 @@ def _install(session, *extras):
 @nox.session
 def tests(session):
     """The project's own tests: the reference's unit tests, canaries, adapters, reports."""
-    _install(session, "tfrs", "dev")
+    _install(session, "tfrs", "jax", "dev")
     session.run("pytest", *session.posargs)
 
 
@@ -37,7 +43,9 @@ def conformance(session):
 def _conformance_session(impl, extras):
     def run(session):
         _install(session, *extras)
-        session.run("python", "-m", "conformance", "--impl", impl, *session.posargs)
+        expectations = EXPECTATIONS.format(impl=impl)
+        args = ["--expectations", expectations] if os.path.exists(expectations) else []
+        session.run("python", "-m", "conformance", "--impl", impl, *args, *session.posargs)
 
     run.__doc__ = f"The conformance suite against the bundled `{impl}` adapter."
     # Named like a parametrized session so `nox -s "conformance(impl='tfrs')"` works,
@@ -47,3 +55,29 @@ def _conformance_session(impl, extras):
 
 for _impl, _extras in IMPL_EXTRAS.items():
     _conformance_session(_impl, _extras)
+
+
+@nox.session
+def report(session):
+    """Regenerate reports/: every bundled adapter's run on CPU, then the Markdown and HTML matrix."""
+    _install(session, *sorted({e for extras in IMPL_EXTRAS.values() for e in extras}))
+    runs = "reports/published"
+    for path in glob.glob(f"{runs}/*.json") + glob.glob(f"{runs}/*.xml"):
+        os.remove(path)
+    for impl in IMPL_EXTRAS:
+        expectations = EXPECTATIONS.format(impl=impl)
+        args = ["--expectations", expectations] if os.path.exists(expectations) else []
+        # A run's own verdict does not stop the others: the matrix shows every implementation.
+        session.run("python", "-m", "conformance", "--impl", impl, "--report-dir", runs, *args, success_codes=[0, 1])
+    reports = sorted(glob.glob(f"{runs}/*.json"))
+    session.run("python", "-m", "conformance", "report", "--markdown", "reports/matrix.md",
+                "--html", "reports/matrix.html", *reports)
+
+
+@nox.session
+def bench(session):
+    """Benchmarks (pytest-benchmark): the reference against direct sub-optimizer calls, TFRS, Keras 3."""
+    _install(session, "bench")
+    session.run("pytest", "-o", "addopts=", "-o", "python_files=bench_*.py", "tests/benchmarks",
+                "--benchmark-json=reports/benchmarks.json.raw", *session.posargs)
+    session.run("python", "-m", "reports.benchmarks", "reports/benchmarks.json.raw")

@@ -15,6 +15,7 @@ from adapters.protocol import PROTOCOL_VERSION, load_adapter
 BUNDLED = {
     "reference": "adapters.tf_keras:ReferenceAdapter",
     "tfrs": "adapters.tf_keras:TfrsAdapter",
+    "optax": "adapters.optax_partition:OptaxAdapter",
 }
 
 

@@ -206,7 +206,7 @@ def pytest_runtest_call(item):
 
 _FALSIFYING = re.compile(r"((?:Falsifying (?:explicit )?example|Failing test case):.*?)(?:\n\s*\n|\Z)", re.S)
 _BLOB = re.compile(r"(@reproduce_failure\([^)]*\))")
-_PASSING = re.compile(r"(\d+) passing examples")
+_PASSING = re.compile(r"(\d+) passing,")
 
 
 def _reproduce(config, item, blob: Optional[str]) -> str:
