@@ -224,3 +224,17 @@ def test_get_updates_in_graph_mode():
     assert_close(new_x, A - 0.1 * 2 * A)
     assert_close(new_y, B - 0.5)
     assert count == 1
+
+
+@requirement("INTEG-2")
+def test_tfrs_fit_under_mixed_float16_fails(mixed_float16_policy):
+    """INTEG-2 TFRS note: TFRS's composite cannot be used by `fit` under `mixed_float16`."""
+    x, y = _dataset()
+    model = _model()
+    composite = tfrs_composite_class()([
+        (legacy.SGD(0.1), named("hidden_vars", model.get_layer("hidden").trainable_variables)),
+        (legacy.Adam(0.02), named("head_vars", model.get_layer("head").trainable_variables)),
+    ])
+    model.compile(optimizer=composite, loss="mse")
+    with pytest.raises(ValueError, match="branch outputs of cond must match"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)

@@ -263,3 +263,30 @@ def test_central_property_against_sub_optimizers_alone():
         assert_matches_oracle(rig, alone)
     assert rig.composite.iterations.numpy() == len(SEQUENCE)
     assert [o.iterations.numpy() for o in rig.sub_optimizers] == [4, 4, 3]
+
+
+@requirement("ROUTE-4")
+def test_tfrs_overlap_message_names_optimizers_not_indices():
+    """ROUTE-4 TFRS note: TFRS refuses an overlap, but its message names the two optimizers'
+    reprs, not the entry indices; it also refuses a variable listed twice by one entry."""
+    tfrs_cls = tfrs_composite_class()
+    x, y = tf.Variable(A, name="overlap_x"), tf.Variable(A)
+    composite = tfrs_cls([(legacy.SGD(0.1), named("a", [x])), (legacy.SGD(0.1), named("b", [y, x]))])
+    with pytest.raises(ValueError, match="overlap_x") as info:
+        composite.apply_gradients([(tf.ones(2), y)])
+    assert "optimizers_and_vars[" not in str(info.value) and "SGD object" in str(info.value)
+    twice = tfrs_cls([(legacy.SGD(0.1), named("a", [x, x]))])
+    with pytest.raises(ValueError, match="disjoint"):
+        twice.apply_gradients([(tf.ones(2), x)])
+
+
+@requirement("ROUTE-7")
+def test_tfrs_absent_group_is_not_called():
+    """ROUTE-7 TFRS note: TFRS complies when the whole group is absent."""
+    rig = Rig([(adam(), [A]), (momentum(), [B])], composite_cls=tfrs_composite_class())
+    rig.apply([(0, A), (1, B)])
+    before = [w.numpy().copy() for w in rig.sub_optimizers[1].weights]
+    rig.apply([(0, A)])
+    for value, variable in zip(before, rig.sub_optimizers[1].weights):
+        np.testing.assert_array_equal(value, variable.numpy())
+    assert [o.iterations.numpy() for o in rig.sub_optimizers] == [2, 1]

@@ -110,3 +110,53 @@ def test_set_weights_transfer_changes_results():
     target.apply([(0, A)])
     assert_close(target.variables[0].numpy(), source.variables[0].numpy())
     assert not np.allclose(untransferred - 0.5 * A / np.sqrt(0.1 + A * A), target.variables[0].numpy())
+
+
+@requirement("WEIGHT-2", "ATOM-3")
+def test_tfrs_set_weights_mismatch_does_not_name_the_position():
+    """WEIGHT-2 / ATOM-3 TFRS note: TFRS (tf_keras' own `set_weights`) also writes nothing on a
+    shape mismatch, but its message gives the two shapes, not the position."""
+    rig = Rig(GROUPS, composite_cls=tfrs_composite_class())
+    rig.apply(STEP)
+    values = rig.composite.get_weights()
+    bad = [v + 1 for v in values]
+    bad[2] = np.zeros(5, np.float32)
+    with pytest.raises(ValueError) as info:
+        rig.composite.set_weights(bad)
+    assert "value 2" not in str(info.value) and "(5,)" in str(info.value)
+    for value, variable in zip(values, rig.composite.weights):
+        np.testing.assert_array_equal(value, variable.numpy())
+
+
+@requirement("WEIGHT-3")
+def test_tfrs_transfer_carries_its_iterations():
+    """WEIGHT-3 TFRS note: TFRS has no composite counter; its `iterations` (optimizers[0]'s) moves
+    with that sub-optimizer's weights."""
+    source = Rig(GROUPS, composite_cls=tfrs_composite_class())
+    for _ in range(3):
+        source.apply(STEP)
+    target = Rig(GROUPS, composite_cls=tfrs_composite_class())
+    target.apply(STEP)
+    target.composite.set_weights(source.composite.get_weights())
+    assert target.composite.iterations.numpy() == 3
+    assert target.composite.weights[0] is target.sub_optimizers[0].iterations
+
+
+@requirement("WEIGHT-1", "CKPT-1")
+def test_order_follows_each_sub_optimizers_own_weights_after_a_restore(tmp_path):
+    """WEIGHT-1: each sub-optimizer's part is in its own `weights` order. After a checkpoint
+    restore into fresh optimizers, tf_keras creates the slots before the counter and lists
+    them first; the composite follows (CKPT-1 restores the values either way)."""
+    source = Rig(GROUPS)
+    source.apply(STEP)
+    path = tf.train.Checkpoint(optimizer=source.composite, variables=source.variables).save(str(tmp_path / "c"))
+    target = Rig(GROUPS)
+    tf.train.Checkpoint(optimizer=target.composite, variables=target.variables).restore(path)
+    adam_opt = target.sub_optimizers[0]
+    counter = adam_opt.iterations  # created now, restored from the checkpoint on creation
+    assert counter.numpy() == 1
+    slots = [adam_opt.get_slot(v, s) for s in ("m", "v") for v in target.variables[:2]]
+    assert adam_opt.weights[-1] is counter  # tf_keras' own order here: slots (as restored), then counter
+    assert set(_identities(adam_opt.weights[:-1])) == set(_identities(slots))
+    assert _identities(target.composite.weights) == _identities(
+        [target.composite.iterations] + [w for o in target.sub_optimizers for w in o.weights])
