@@ -17,6 +17,10 @@ IMPL_EXTRAS = {
     "reference": [],
     "tfrs": ["tfrs"],
     "optax": ["jax"],
+    "keras": ["keras"],
+    "keras-jax": ["keras", "jax"],
+    "keras-torch": ["keras", "torch"],
+    "torchrec": ["torchrec"],
 }
 # The expectations file each bundled adapter's published run uses (adapters/expectations/).
 EXPECTATIONS = "adapters/expectations/{impl}.toml"
@@ -24,6 +28,8 @@ EXPECTATIONS = "adapters/expectations/{impl}.toml"
 
 def _install(session, *extras):
     session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    if "torchrec" in extras:  # See pyproject.toml: its declared deps would pull CUDA builds.
+        session.install("--no-deps", "torchrec==1.8.0")
 
 
 @nox.session

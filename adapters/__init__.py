@@ -16,6 +16,10 @@ BUNDLED = {
     "reference": "adapters.tf_keras:ReferenceAdapter",
     "tfrs": "adapters.tf_keras:TfrsAdapter",
     "optax": "adapters.optax_partition:OptaxAdapter",
+    "keras": "adapters.keras3:KerasTensorflowAdapter",
+    "keras-jax": "adapters.keras3:KerasJaxAdapter",
+    "keras-torch": "adapters.keras3:KerasTorchAdapter",
+    "torchrec": "adapters.torchrec:TorchrecAdapter",
 }
 
 

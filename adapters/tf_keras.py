@@ -277,7 +277,9 @@ class TfKerasAdapter:
         if device == "tpu":
             raise DeviceUnavailable("--device tpu: no TPU is reachable from this machine (TPUClusterResolver).")
         replicas = protocol.replicas_of(device)
-        if replicas > 1 and len(tf.config.list_logical_devices("GPU")) < replicas:
+        # Physical, not logical, devices: listing logical ones initialises TensorFlow's runtime,
+        # after which the CPU can no longer be split.
+        if replicas > 1 and len(tf.config.list_physical_devices("GPU")) < replicas:
             cpu = tf.config.list_physical_devices("CPU")[0]
             try:
                 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)

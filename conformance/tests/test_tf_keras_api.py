@@ -16,6 +16,9 @@ from adapters.protocol import Clip, CompositeSpec, Group, SubOptimizer, Variable
 from conformance import checks
 from conformance import strategies as cs
 
+# Every check here drives the tf_keras object itself, whatever requirement it cites.
+pytestmark = pytest.mark.needs("tf_keras_api")
+
 TWO_GROUPS = CompositeSpec((Group(SubOptimizer("sgd", 0.1), (0,)), Group(SubOptimizer("adam", 0.01), (1, 2))))
 VARIABLES = (VariableSpec("w", np.ones(3, np.float32)), VariableSpec("w", np.ones((2, 2), np.float32)),
              VariableSpec("b", np.ones(2, np.float32)))
