@@ -21,6 +21,7 @@ import math
 import numbers
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.optimizers import utils as optimizer_utils
@@ -289,8 +290,9 @@ class CompositeOptimizer(LegacyOptimizer):
             )
         values = []
         for index, (param, value) in enumerate(zip(params, weights)):
-            value = tf.convert_to_tensor(value).numpy() if tf.is_tensor(value) else value
-            shape = tuple(getattr(value, "shape", ()))
+            # Tensors, arrays, Python scalars and nested lists alike: the shape numpy sees.
+            value = tf.convert_to_tensor(value).numpy() if tf.is_tensor(value) else np.asarray(value)
+            shape = tuple(value.shape)
             if tuple(param.shape) != shape:
                 raise ValueError(
                     f"set_weights on {self._name}: value {index} (for {param.name!r}) has shape {shape}, "

@@ -63,12 +63,18 @@ def test_get_weights_values_in_weights_order():
 
 @requirement("WEIGHT-2")
 def test_set_weights_writes_every_position():
-    """WEIGHT-2: `set_weights` writes each value to the variable at its position (tensors accepted)."""
+    """WEIGHT-2: `set_weights` writes each value to the variable at its position (arrays, tensors,
+    Python scalars and nested lists accepted)."""
     rig = Rig(GROUPS)
     rig.apply(STEP)
     new = [np.asarray(w) + i + 1 for i, w in enumerate(rig.composite.get_weights())]
     rig.composite.set_weights([tf.constant(x) if i % 2 else x for i, x in enumerate(new)])
     for value, variable in zip(new, rig.composite.weights):
+        np.testing.assert_array_equal(value, variable.numpy())
+    # Plain Python values (scalars, nested lists) are checked by the shape numpy gives them.
+    as_lists = [np.asarray(w) * 2 for w in rig.composite.get_weights()]
+    rig.composite.set_weights([x.tolist() for x in as_lists])
+    for value, variable in zip(as_lists, rig.composite.weights):
         np.testing.assert_array_equal(value, variable.numpy())
 
 
