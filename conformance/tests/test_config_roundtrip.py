@@ -15,7 +15,8 @@ from conformance import strategies as cs
 @given(data=st.data())
 def test_from_config_rebuilds_an_identical_optimizer(impl, data):
     """CONF-4: JSON round trip of the config; the rebuilt optimizer has an equal config and steps identically."""
-    case = data.draw(cs.cases(impl.caps), label="case")
+    # Clip settings are part of the config: a round trip must keep them too.
+    case = data.draw(cs.cases(impl.caps, clip=cs.clip_settings(impl.caps.composite_clipping)), label="case")
     instance, _ = checks.build(impl, case)
     with checks.applicability():
         config = instance.config()
