@@ -1,0 +1,45 @@
+"""Runs `python -m conformance` in a subprocess, as a user would, and reads its JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# Fixed, so a canary's verdict does not depend on which 10 examples the dev profile happens to draw.
+SEED = "0"
+
+
+def run_conformance(impl: str, args: Sequence[str], report_dir: pathlib.Path, *,
+                    pythonpath: Sequence[str] = (), timeout: float = 300) -> "Run":
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = [sys.executable, "-m", "conformance", "--impl", impl, "--profile", "dev",
+               "--report-dir", str(report_dir), f"--hypothesis-seed={SEED}", *args]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return Run(impl, done.returncode, done.stdout + done.stderr, report_dir)
+
+
+class Run:
+    def __init__(self, impl: str, returncode: int, output: str, report_dir: pathlib.Path):
+        self.impl, self.returncode, self.output = impl, returncode, output
+        self._report_dir = report_dir
+
+    @property
+    def report(self) -> Optional[dict]:
+        from conformance import run_name
+
+        path = self._report_dir / f"{run_name(self.impl, 'cpu')}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def checks_with(self, *statuses: str) -> list:
+        report = self.report
+        return [] if report is None else [c for c in report["checks"] if c["status"] in statuses]
+
+    def describe(self) -> str:
+        return f"exit code {self.returncode}; output tail:\n{self.output[-3000:]}"
