@@ -17,12 +17,20 @@ from conformance.oracle import Oracle
 
 @contextlib.contextmanager
 def applicability():
-    """An adapter's `Unsupported` ends the check as not applicable, with the adapter's reason."""
-    from conformance.plugin import not_applicable
+    """An adapter's `Unsupported`: inside a generated example, that example is rejected and its
+    reason counted (the check is not applicable only if every example was); outside one, the
+    check is not applicable. Either way the report shows the adapter's reason."""
+    from hypothesis import reject
+    from hypothesis.control import currently_in_test_context
+
+    from conformance.plugin import not_applicable, note_unsupported
 
     try:
         yield
     except Unsupported as exc:
+        if currently_in_test_context():
+            note_unsupported(str(exc))
+            reject()
         not_applicable(str(exc))
 
 

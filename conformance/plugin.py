@@ -17,10 +17,12 @@ import re
 import sys
 import time
 import tomllib
+from collections import Counter
 from typing import Dict, Optional
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, replicas_of
@@ -193,12 +195,34 @@ def pytest_runtest_setup(item):
         impl.require("tf_keras_api")
 
 
+# Reasons of the generated examples the current check had to reject as inexpressible.
+_UNSUPPORTED_EXAMPLES: Counter = Counter()
+
+
+def note_unsupported(reason: str) -> None:
+    _UNSUPPORTED_EXAMPLES[reason] += 1
+
+
+def _describe(reasons: Counter) -> str:
+    return "; ".join(f"{n} x {reason}" for reason, n in sorted(reasons.items()))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
+    _UNSUPPORTED_EXAMPLES.clear()
     outcome = yield
+    reasons = Counter(_UNSUPPORTED_EXAMPLES)
+    item.stash[_REJECTED] = reasons
     exc = outcome.excinfo
     if exc is not None and isinstance(exc[1], Unsupported):
         outcome.force_exception(pytest.skip.Exception(NOT_APPLICABLE_PREFIX + str(exc[1])))
+    elif exc is not None and reasons and isinstance(exc[1], Unsatisfiable):
+        outcome.force_exception(pytest.skip.Exception(
+            NOT_APPLICABLE_PREFIX + f"every generated example needed something {item.config.stash[_IMPL].name} "
+            f"cannot express: {_describe(reasons)}"))
+
+
+_REJECTED = pytest.StashKey[Counter]()
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -235,6 +259,9 @@ def pytest_runtest_makereport(item, call):
         stats = getattr(item, "hypothesis_statistics", None)
         if stats:
             record["examples_run"] = sum(int(n) for n in _PASSING.findall(stats))
+        rejected = item.stash.get(_REJECTED, None)
+        if rejected and record["status"] == schema.PASSED:
+            record["reason"] = f"examples not applicable (rejected, not counted): {_describe(rejected)}"
     wasxfail = getattr(report, "wasxfail", None)
     if report.skipped and wasxfail is not None:
         record.update(status=schema.EXPECTED_FAILURE, reason=wasxfail)
