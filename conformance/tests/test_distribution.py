@@ -17,7 +17,9 @@ def test_replicas_behave_like_one_device_with_summed_gradients(impl, data):
     """DIST-1: sum across replicas once, clip the sum, dispatch; ITER-4: one count per step."""
     if impl.replicas < 2:
         not_applicable(f"the run is on {impl.device!r}, one replica; run with --device replicas:N")
-    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3), label="case")
+    # Composite clipping on whenever the port has it: DIST-1 is about clipping the *sum*.
+    clip = cs.some_clip_settings() if impl.caps.composite_clipping else None
+    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3, clip=clip), label="case")
     instance, oracle = checks.build(impl, case)
     for number, pairs in enumerate(case.steps, 1):
         # Every replica has the step's structure (same pairs, None and sparse in the same places).

@@ -271,6 +271,23 @@ class AcceptsUnlisted(CompositeOptimizer):
         return super().apply_gradients(listed, name, experimental_aggregate_gradients)
 
 
+# --------------------------------------------------------------------------- distribution
+
+
+class ClipsBeforeSummingReplicas(CompositeOptimizer):
+    """Fault: clips each replica's gradients before summing them across replicas, instead of
+    clipping the sum. Identical on one device; on several, global_clipnorm scales each replica's
+    share separately. Breaks DIST-1 (caught only with --device replicas:N)."""
+
+    BREAKS, SELECT, DEVICE = "DIST-1", "replicas_behave_like_one_device", "replicas:2"
+
+    def _transform_unaggregated_gradients(self, grads_and_vars):
+        return CompositeOptimizer._transform_gradients(self, grads_and_vars)
+
+    def _transform_gradients(self, grads_and_vars):
+        return grads_and_vars
+
+
 CANARIES = (
     RoutesByName, DropsLastGroup, DensifiesSparse,
     CountsEachGroup, BorrowsFirstCounter, StepsAbsentGroups,
@@ -278,4 +295,5 @@ CANARIES = (
     ConfigDropsLearningRate, ConfigForgetsClipping,
     GlobalClipnormPerGroup, ClipvalueAfterNorm, DriftsByPointOnePercent,
     ValidatesAfterApplying, AcceptsUnlisted,
+    ClipsBeforeSummingReplicas,
 )

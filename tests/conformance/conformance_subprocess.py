@@ -15,26 +15,26 @@ SEED = "0"
 
 
 def run_conformance(impl: str, args: Sequence[str], report_dir: pathlib.Path, *,
-                    pythonpath: Sequence[str] = (), timeout: float = 300) -> "Run":
+                    pythonpath: Sequence[str] = (), timeout: float = 300, device: str = "cpu") -> "Run":
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = [sys.executable, "-m", "conformance", "--impl", impl, "--profile", "dev",
-               "--report-dir", str(report_dir), f"--hypothesis-seed={SEED}", *args]
+               "--report-dir", str(report_dir), f"--hypothesis-seed={SEED}", "--device", device, *args]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    return Run(impl, done.returncode, done.stdout + done.stderr, report_dir)
+    return Run(impl, done.returncode, done.stdout + done.stderr, report_dir, device)
 
 
 class Run:
-    def __init__(self, impl: str, returncode: int, output: str, report_dir: pathlib.Path):
-        self.impl, self.returncode, self.output = impl, returncode, output
+    def __init__(self, impl: str, returncode: int, output: str, report_dir: pathlib.Path, device: str = "cpu"):
+        self.impl, self.returncode, self.output, self.device = impl, returncode, output, device
         self._report_dir = report_dir
 
     @property
     def report(self) -> Optional[dict]:
         from conformance import run_name
 
-        path = self._report_dir / f"{run_name(self.impl, 'cpu')}.json"
+        path = self._report_dir / f"{run_name(self.impl, self.device)}.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
     def checks_with(self, *statuses: str) -> list:

@@ -17,7 +17,8 @@ CANARIES = [pytest.param(cls, id=cls.__name__) for cls in canaries.CANARIES]
 @pytest.mark.parametrize("canary", CANARIES)
 def test_suite_rejects_canary(canary, tmp_path):
     impl = f"tests.conformance.canaries:{canary.__name__}"
-    run = run_conformance(impl, ["-x", "-q", "-p", "no:logging", "-k", canary.SELECT], tmp_path)
+    run = run_conformance(impl, ["-x", "-q", "-p", "no:logging", "-k", canary.SELECT], tmp_path,
+                          device=getattr(canary, "DEVICE", "cpu"))
     assert run.returncode != 0, f"{canary.__name__} passed the suite: {canary.__doc__}\n{run.describe()}"
     assert run.report is not None, f"no JSON report for {impl}: {run.describe()}"
     failed = run.checks_with("failed")
@@ -27,9 +28,11 @@ def test_suite_rejects_canary(canary, tmp_path):
     assert all(c["message"] for c in citing), f"a failed check has no message: {citing}"
 
 
-def test_reference_passes_the_checks_that_reject_canaries(tmp_path):
-    selects = sorted({cls.SELECT for cls in canaries.CANARIES})
-    run = run_conformance("reference", ["-q", "-p", "no:logging", "-k", " or ".join(selects)], tmp_path)
+@pytest.mark.parametrize("device", sorted({getattr(cls, "DEVICE", "cpu") for cls in canaries.CANARIES}))
+def test_reference_passes_the_checks_that_reject_canaries(tmp_path, device):
+    selects = sorted({cls.SELECT for cls in canaries.CANARIES if getattr(cls, "DEVICE", "cpu") == device})
+    run = run_conformance("reference", ["-q", "-p", "no:logging", "-k", " or ".join(selects)], tmp_path,
+                          device=device)
     assert run.returncode == 0, run.describe()
     ran = {c["id"].split("::")[1] for c in run.checks_with("passed")}
     missing = [s for s in selects if not any(s in name for name in ran)]
