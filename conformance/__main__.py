@@ -42,6 +42,11 @@ def run(args: argparse.Namespace, pytest_args: list) -> int:
 
     stem = run_name(args.impl, args.device)
     report_dir = pathlib.Path(args.report_dir)
+    report_path = report_dir / f"{stem}.json"
+    if args.baseline:
+        code = _check_baseline(args.baseline, report_path)
+        if code:
+            return code
     argv = [
         str(TESTS), "-p", "conformance.plugin", "-p", "no:cacheprovider", "-o", "addopts=",
         "--rootdir", str(TESTS), "-o", "console_output_style=count",
@@ -55,9 +60,26 @@ def run(args: argparse.Namespace, pytest_args: list) -> int:
     if args.baseline and code in (0, 1):
         from reports.cli import gate
 
-        current = json.loads((report_dir / f"{stem}.json").read_text(encoding="utf-8"))
-        code = max(code, gate(args.baseline, current))
+        current = json.loads(report_path.read_text(encoding="utf-8"))
+        code = max(code, gate(args.baseline, current, current_path=report_path))
     return code
+
+
+def _check_baseline(baseline: str, report_path: pathlib.Path) -> int:
+    """Before running anything: 2, with the reason, for a baseline the gate could not use."""
+    from reports.cli import ReportError, load_report
+
+    if pathlib.Path(baseline).resolve() == report_path.resolve():
+        print(f"error: --baseline {baseline} is the file this run writes its report to, so the run would "
+              "overwrite it before comparing; copy the baseline elsewhere or pass another --report-dir.",
+              file=sys.stderr)
+        return 2
+    try:
+        load_report(baseline)
+    except ReportError as exc:
+        print(f"error: --baseline: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv=None) -> int:

@@ -356,19 +356,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     write = terminalreporter.write_line
     terminalreporter.section("conformance summary")
     statuses = list(schema.STATUSES)
+    # Columns as wide as their longest entry (plus a gap), so long check ids never shear the table.
+    status_width = max(map(len, statuses)) + 2
     areas = sorted({c["area"] for c in report["checks"]})
-    write(f"{'area':<18}" + "".join(f"{s:>18}" for s in statuses))
+    area_width = max(len("area"), *map(len, areas)) + 2
+    write(f"{'area':<{area_width}}" + "".join(f"{s:>{status_width}}" for s in statuses))
     for area in areas:
         counts = [sum(1 for c in report["checks"] if c["area"] == area and c["status"] == s) for s in statuses]
-        write(f"{area:<18}" + "".join(f"{n:>18}" for n in counts))
+        write(f"{area:<{area_width}}" + "".join(f"{n:>{status_width}}" for n in counts))
     write("")
-    write(f"{'check':<62}{'status':>18}{'examples':>10}")
+    check_width = max(len("check"), *(len(c["id"]) for c in report["checks"])) + 2
+    write(f"{'check':<{check_width}}{'status':<{status_width}}{'examples':>8}")
     for check in report["checks"]:
         examples = "-" if check["examples_run"] is None else str(check["examples_run"])
-        write(f"{check['id']:<62}{check['status']:>18}{examples:>10}")
+        write(f"{check['id']:<{check_width}}{check['status']:<{status_width}}{examples:>8}")
         if check["status"] in (schema.NOT_APPLICABLE, schema.EXPECTED_FAILURE, schema.UNEXPECTED_PASS):
             write(f"    {check['status']}: {check['reason']}")
     unexpected = [c["id"] for c in report["checks"] if c["status"] == schema.UNEXPECTED_PASS]
     if unexpected:
         write(f"UNEXPECTED PASS (remove from the expectations file): {', '.join(unexpected)}")
-    write(f"report: {path}")
+    impl = config.stash[_IMPL]
+    write(f"report: {path} ({impl.name} on {impl.device}, profile {report['profile']})")

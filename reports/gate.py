@@ -1,4 +1,5 @@
-"""Regression gate: compare a run's report with a committed baseline report of the same implementation.
+"""Regression gate: compare a run's report with a committed baseline report (usually of the same
+implementation, or of the previous build of the one now under test).
 
     result = compare(baseline, current, baseline_path=..., current_path=...)
     print(result.format()); sys.exit(result.exit_code)
@@ -18,8 +19,13 @@ Definitions (statuses as in `reports.schema`; requirements keyed by id, checks b
 - *Disappeared* checks (and requirements) are in the baseline and absent now; *new* checks the
   reverse. Neither changes the exit code; both are listed.
 
-`GateResult.exit_code` is 1 iff there is a regression, else 0. `compare` refuses (`ValueError`) two
-reports of different implementations; a different device, profile or spec version is noted.
+`GateResult.exit_code` is 1 iff there is a regression, else 0.
+
+What may be compared: `compare` refuses (`ValueError`) reports of different spec versions, because
+a requirement id means what that version of reference/SPEC.md says, so "ITER-1 passed, now fails"
+across versions would compare two different requirements. Everything else is compared and noted
+when it differs: the implementation (comparing a candidate build, e.g. `--impl my_pkg:Candidate`,
+with the report of the previous build is exactly what CI does), the device and the profile.
 """
 
 from __future__ import annotations
@@ -218,7 +224,7 @@ def compare(
     baseline_path: Optional[str] = None,
     current_path: Optional[str] = None,
 ) -> GateResult:
-    """Compare `current` with `baseline` (both schema-1 reports of one implementation).
+    """Compare `current` with `baseline` (schema-1 reports against one spec version).
 
     The paths only make `format()` print exact commands; they are not read.
     """
@@ -227,14 +233,20 @@ def compare(
             schema.validate(report)
         except ValueError as exc:
             raise ValueError(f"The {which} report is invalid: {exc}") from None
-    names = (baseline["implementation"].get("name"), current["implementation"].get("name"))
-    if names[0] != names[1]:
+    if baseline.get("spec_version") != current.get("spec_version"):
         raise ValueError(
-            f"The baseline is a report of implementation {names[0]!r} but the current run is of {names[1]!r}; "
-            "compare a run only with a baseline of the same implementation."
+            f"The baseline is a report against spec version {baseline.get('spec_version')!r} but the current run "
+            f"is against {current.get('spec_version')!r}; requirement ids are only comparable within one spec "
+            "version. Rerun the baseline's implementation with this suite and commit that report as the baseline."
         )
+    names = (baseline["implementation"].get("name"), current["implementation"].get("name"))
     notes = []
-    for key in ("device", "profile", "spec_version"):
+    if names[0] != names[1]:
+        notes.append(
+            f"implementation differs: baseline {names[0]!r}, current {names[1]!r} "
+            "(compared as a new build against the previous build's report)."
+        )
+    for key in ("device", "profile"):
         if baseline.get(key) != current.get(key):
             notes.append(f"{key} differs: baseline {baseline.get(key)!r}, current {current.get(key)!r}.")
 

@@ -14,10 +14,13 @@ Contract:
   sharing all three are refused (`ValueError`): one cell cannot hold two results.
 - A cell shows the requirement's status in that run, except two states that are not statuses:
   *missing* (the run's report does not list the requirement) and *no check* (the report lists it
-  but no check cites it; schema's `requirement_status([])` calls that not_applicable, which would
-  pass off an untested requirement as a reasoned exclusion).
+  but no check cites it; whatever status such an entry carries, it is untested, and showing it as
+  not applicable would pass it off as a reasoned exclusion; `schema.requirement_status([])` refuses).
 - Output is a pure function of the reports (no clock, no environment), so a committed rendering
-  regenerates byte for byte.
+  regenerates byte for byte. It also leaves out what changes from one run to the next when the
+  verdicts do not: the reports' `created` and `duration_s`, and, in free text (messages, examples,
+  reasons), memory addresses, durations, timestamps and the directories of absolute paths
+  (`stable_text`). The JSON keeps them all.
 - Every string taken from a report is escaped: `html.escape(s, quote=True)` in HTML text and
   attributes alike; in Markdown, HTML-escaped with the table/emphasis/link characters
   backslash-escaped, while free text (messages, examples) goes in code fences longer than any
@@ -182,8 +185,45 @@ def runs_of(reports: Sequence[Mapping]) -> list:
         label = f"{name} · {device}"
         if pair_counts[(name, device)] > 1:
             label += f" · {profile}"
-        runs.append(Run(report, name, device, profile, label))
+        runs.append(Run(_stable_report(report), name, device, profile, label))
     return runs
+
+
+# What differs between two runs with the same verdicts, in the free text of checks. Order matters:
+# temporary paths go whole before the directories of other absolute paths are cut.
+_VOLATILE = (
+    # Memory addresses in reprs: <object at 0x7f3a5c2b1d60>.
+    (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "0x…"),
+    # ISO timestamps, e.g. 2026-11-24T12:00:00.123+00:00.
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<timestamp>"),
+    # Durations: 12.5ms, 3 s, 0.25 seconds (a number directly followed by a unit of time).
+    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)? ?(?:ns|us|µs|ms|s|sec|secs|seconds?|minutes?)\b"), "<duration>"),
+    # Per-run temporary files and directories.
+    (re.compile(r"(?:/tmp|/var/folders/[^\s/]+/[^\s/]+/T)/[^\s'\":,()<>]*"), "<tmp>"),
+    # The machine-specific directories of absolute paths: keep from the package (or site-packages) on.
+    (re.compile(
+        r"(?<![\w./-])(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"()<>,]+[/\\])*?"
+        r"(?=(?:site-packages|dist-packages|conformance|adapters|reference|reports|tests)[/\\])"
+    ), ""),
+)
+_FREE_TEXT = ("reason", "message", "example")
+
+
+def stable_text(text: str) -> str:
+    """`text` without what changes between runs whose verdicts do not: memory addresses (`0x…`),
+    timestamps, durations, temporary paths, and the directories in front of a package in absolute
+    paths (`/work/main/conformance/x.py` -> `conformance/x.py`)."""
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _stable_report(report: Mapping) -> dict:
+    """A copy of `report` whose checks' free text went through `stable_text` (the input is not changed)."""
+    checks = [
+        {**c, **{f: stable_text(str(c[f])) for f in _FREE_TEXT if c.get(f) is not None}} for c in report["checks"]
+    ]
+    return {**report, "checks": checks}
 
 
 def requirement_ids(runs: Iterable[Run]) -> list:
@@ -247,8 +287,6 @@ def _run_fields(run: Run) -> list:
         ("Suite version", r.get("suite_version")),
         ("Frameworks", _frameworks(r)),
         ("Hypothesis seed", "random" if r.get("seed") is None else r.get("seed")),
-        ("Created", r.get("created")),
-        ("Duration", None if r.get("duration_s") is None else f"{r['duration_s']} s"),
         ("Command", r.get("command")),
         ("Expectations", r.get("expectations") or "none"),
     ]

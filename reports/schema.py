@@ -57,8 +57,18 @@ FAILING = frozenset({ERROR, FAILED})
 
 
 def requirement_status(check_statuses: Iterable[str]) -> str:
-    """The status of a requirement from the statuses of the checks that cite it."""
+    """The status of a requirement from the statuses of the checks that cite it.
+
+    The worst status among the applicable checks (`STATUSES` order); NOT_APPLICABLE only when every
+    check is. No check at all is a `ValueError`: an untested requirement has no status, and calling
+    it not applicable would pass it off as a reasoned exclusion.
+    """
     statuses = list(check_statuses)
+    if not statuses:
+        raise ValueError("A requirement that no check cites has no status (it is untested, not 'not_applicable').")
+    unknown = sorted(set(statuses) - set(STATUSES))
+    if unknown:
+        raise ValueError(f"Unknown check status(es) {unknown}; expected one of {list(STATUSES)}.")
     applicable = [s for s in statuses if s != NOT_APPLICABLE]
     if not applicable:
         return NOT_APPLICABLE

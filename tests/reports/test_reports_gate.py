@@ -131,9 +131,26 @@ def test_the_update_command_reruns_the_recorded_impl_spec_device_and_profile():
     )
 
 
-def test_a_baseline_of_another_implementation_is_refused():
-    with pytest.raises(ValueError, match="baseline is a report of implementation 'reference' but the current run is of 'tfrs'"):
-        compare(make_report(), tfrs_report())
+def test_a_candidate_build_is_compared_with_the_previous_builds_report_and_noted():
+    # CI compares a new build (another --impl) with the report of the last one: allowed, and said.
+    current = with_checks(make_report(name="my_pkg:Candidate"), {ITER: {"status": schema.FAILED}})
+    result = compare(make_report(), current)
+    assert result.exit_code == 1
+    assert [c.requirement for c in result.regressions] == ["ITER-1"]
+    text = result.format()
+    assert text.startswith("Conformance gate FAILED: 1 regression (my_pkg:Candidate on cpu, profile ci).")
+    assert ("  note: implementation differs: baseline 'reference', current 'my_pkg:Candidate' "
+            "(compared as a new build against the previous build's report).") in text
+
+
+def test_a_baseline_of_another_spec_version_is_refused(tmp_path):
+    current = make_report()
+    current["spec_version"] = "2.0"
+    with pytest.raises(ValueError, match=r"spec version '1\.0' but the current run is against '2\.0'; requirement ids"):
+        compare(make_report(), current)
+    err = io.StringIO()
+    assert gate(write(tmp_path / "baseline.json", make_report()), current, stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue().startswith("error: baseline gate: The baseline is a report against spec version '1.0'")
 
 
 def test_a_different_device_is_noted():

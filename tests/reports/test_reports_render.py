@@ -153,8 +153,33 @@ def test_renderings_are_deterministic_and_independent_of_input_order():
     reports = three_runs()
     assert render_html(reports) == render_html(list(reversed(reports)))
     assert render_markdown(reports) == render_markdown(list(reversed(reports)))
-    years = set(re.findall(r"\b20\d\d-\d\d-\d\d", render_html(reports) + render_markdown(reports)))
-    assert years == {"2026-11-24"}  # only the reports' own `created`
+    dates = set(re.findall(r"\b20\d\d-\d\d-\d\d", render_html(reports) + render_markdown(reports)))
+    assert dates == set()  # not even the reports' own `created`: it changes with every run
+
+
+def test_renderings_leave_out_what_changes_between_runs_with_the_same_verdicts():
+    def run(created, duration, address, took, tmp, root):
+        report = with_checks(tfrs_report(), {
+            "test_routing.py::test_central_property": dict(
+                message=f"AssertionError: <Var object at {address}> differs after {took}\n"
+                        f"  File \"{root}/conformance/tests/test_routing.py\", line 40\n  wrote {tmp}/ckpt-1",
+                example=f"steps=[<Var at {address}>]"),
+            "test_iter.py::test_iterations_advance_once": dict(reason=f"TFRS; logged {created}"),
+        })
+        report["created"], report["duration_s"] = created, duration
+        return report
+
+    first = run("2026-11-24T12:00:00+00:00", 31.5, "0x7f3a5c2b1d60", "12.5ms", "/tmp/pytest-of-a/pytest-1/t0", "/work/main")
+    second = run("2026-12-01T08:30:59+00:00", 29.25, "0x7fbb00112233", "3 s", "/tmp/tmpq8x_z1", "/home/ci/checkout")
+    assert render_markdown([first]) == render_markdown([second])
+    assert render_html([first]) == render_html([second])
+    text = render_markdown([first])
+    assert ("AssertionError: <Var object at 0x…> differs after <duration>\n"
+            '  File "conformance/tests/test_routing.py", line 40\n  wrote <tmp>') in text
+    assert "TFRS; logged &lt;timestamp&gt;" in text
+    assert "31.5" not in text and "2026-11-24" not in text
+    central = next(c for c in first["checks"] if c["id"] == "test_routing.py::test_central_property")
+    assert central["message"].startswith("AssertionError: <Var object at 0x7f3a5c2b1d60>")  # input unchanged
 
 
 def test_runs_sharing_implementation_and_device_are_told_apart_by_profile():
@@ -285,7 +310,7 @@ def test_markdown_notes_a_summary_that_disagrees_with_the_checks():
 
 def test_uncovered_requirement_is_not_shown_as_not_applicable():
     report = make_report(uncovered=["SLOT-1"])
-    assert report["requirements"]["SLOT-1"]["status"] == schema.NOT_APPLICABLE  # schema's view
+    assert report["requirements"]["SLOT-1"]["status"] == schema.NOT_APPLICABLE  # what the report claims
     _, table = matrix_of(render_html([report]))
     rows = {row.attrs["data-requirement"]: row for row in table.find("tbody").elements("tr")}
     assert rows["SLOT-1"].find("td").attrs["data-status"] == NO_CHECK
@@ -296,3 +321,13 @@ def test_check_helper_builds_valid_reports():
     report = make_report([check("t.py::x", "ROUTE-1", schema.FAILED)])
     schema.validate(report)
     assert report["requirements"]["ROUTE-1"]["status"] == schema.FAILED
+
+
+def test_an_untested_requirement_has_no_status():
+    with pytest.raises(ValueError, match="no check cites has no status"):
+        schema.requirement_status([])
+    with pytest.raises(ValueError, match="Unknown check status"):
+        schema.requirement_status(["passed", "skipped"])
+    assert schema.requirement_status([schema.NOT_APPLICABLE]) == schema.NOT_APPLICABLE
+    assert schema.requirement_status([schema.NOT_APPLICABLE, schema.PASSED]) == schema.PASSED
+    assert schema.requirement_status([schema.PASSED, schema.EXPECTED_FAILURE, schema.FAILED]) == schema.FAILED
