@@ -98,9 +98,10 @@ def pytest_addoption(parser):
     group.addoption("--report-dir", default=None, help="where the JSON report is written")
 
 
-# Hypothesis shrinks for up to 5 minutes by default. A CI run must reject a faulty implementation
-# quickly, and an example minimal to within a few seconds' shrinking is still small to read.
-SHRINK_SECONDS = {"dev": 10, "ci": 10, "thorough": 300}
+# Hypothesis shrinks up to 500 times or 5 minutes. A CI run must reject a faulty implementation
+# quickly and give the same minimal example every time, so dev and ci bound shrinking by a count
+# (deterministic), with a time cap only as a safety net; thorough keeps hypothesis' defaults.
+SHRINK_LIMITS = {"dev": (40, 120), "ci": (40, 120), "thorough": (500, 300)}  # (shrinks, seconds)
 
 
 def pytest_configure(config):
@@ -110,7 +111,8 @@ def pytest_configure(config):
     settings.load_profile(profile)
     from hypothesis.internal.conjecture import engine
 
-    engine.MAX_SHRINKING_SECONDS = SHRINK_SECONDS[profile]  # Internal, hence guarded by a test.
+    # Internal constants, hence guarded by tests/conformance/test_plugin.py.
+    engine.MAX_SHRINKS, engine.MAX_SHRINKING_SECONDS = SHRINK_LIMITS[profile]
     # Framework warnings (tf_keras warns on every None gradient, as ROUTE-2 says) drown the report.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
@@ -239,6 +241,9 @@ def _reproduce(config, item, blob: Optional[str]) -> str:
                f"--profile {config.getoption('--profile')} -k {item.name}")
     if config.getoption("--expectations"):
         command += f" --expectations {config.getoption('--expectations')}"
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is not None:
+        command += f" --hypothesis-seed={seed}"
     return command + (f"   # or decorate the test with {blob}" if blob else "")
 
 
