@@ -3,7 +3,6 @@ reference), `conformance(impl='NAME')` (against a bundled adapter, with only tha
 adapter's framework installed), `report` (regenerate reports/), `bench` (benchmarks).
 """
 
-import glob
 import os
 
 import nox

@@ -3,7 +3,7 @@
 The baseline is a real report of the reference; the candidate build is a canary (the reference
 counting `iterations` once per group, tests/conformance/canaries.py), so the gate must fail the
 candidate naming ITER-1 as a regression, and pass the reference rerun against the same baseline.
-Three subprocesses on the iterations checks only, with the dev profile and a fixed seed.
+Three subprocesses on the iterations checks only, with the ci profile (derandomized, no database).
 """
 
 import re
@@ -43,7 +43,7 @@ def test_the_gate_fails_a_regressed_candidate_and_passes_an_unchanged_rerun(tmp_
 
     rerun = run_conformance("reference", [*SELECT, "--baseline", str(baseline)], tmp_path / "rerun")
     assert rerun.returncode == 0, rerun.describe()
-    assert "Conformance gate passed: no regression (reference on cpu, profile dev)." in rerun.output, rerun.describe()
+    assert "Conformance gate passed: no regression (reference on cpu, profile ci)." in rerun.output, rerun.describe()
     assert "REGRESSIONS" not in rerun.output
 
 
