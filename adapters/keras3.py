@@ -517,27 +517,39 @@ class KerasJaxAdapter(_KerasAdapter):
 # --------------------------------------------------------------------------- torch
 
 
+_TORCH_COMPILE_COST = (
+    "not run by default: torch.compile of a MultiOptimizer step costs about 30-70 s per new step "
+    "structure on a 2-core CPU (inductor; 5-20 s with Dynamo's eager backend; measured with torch "
+    "2.13.0), and every generated example is a new structure, which puts this one check past an hour. "
+    "Keras' torch backend can express it: KerasTorchAdapter(compiled_steps=True) runs it."
+)
+
+
 class KerasTorchAdapter(_KerasAdapter):
     """Bundled as "keras-torch": MultiOptimizer on Keras 3's torch backend.
 
     `compile_backend` is torch.compile's backend ("inductor", its default, generates code: about
     30 s for the first step of each structure on a 2-core CPU; "eager" only traces with Dynamo).
+    Compiled steps are declared unsupported unless `compiled_steps=True` (see _TORCH_COMPILE_COST);
+    `Instance.step(..., compiled=True)` works either way.
     """
 
     backend = "torch"
     framework = "torch"
     name = "keras-torch"
 
-    def __init__(self, compile_backend: str = "inductor"):
+    def __init__(self, compile_backend: str = "inductor", compiled_steps: bool = False):
         super().__init__()
         import torch
 
         self._torch = torch
         self._compile_backend = compile_backend
+        self._compiled_steps = compiled_steps
 
     def unsupported(self):
         return {
             **super().unsupported(),
+            **({} if self._compiled_steps else {"compiled_step": _TORCH_COMPILE_COST}),
             "sparse_gradient": "Keras 3's torch backend has no sparse tensors (keras.config backend "
             "SUPPORTS_SPARSE_TENSORS is False): gradients are dense torch tensors.",
             "replicas": "the keras-torch adapter has no multi-replica mode (Keras 3 offers no data-parallel "
@@ -548,6 +560,14 @@ class KerasTorchAdapter(_KerasAdapter):
         return bool(self._torch.cuda.is_available())
 
     def compile_step(self, optimizer, all_variables, step_variables):
+        dynamo = self._torch._dynamo.config
+        # Every instance recompiles this same code object (new optimizer and variables in its
+        # closure); past recompile_limit (8) Dynamo would silently run the step eagerly, and a
+        # "compiled" check would then test nothing. Compile every time, or fail loudly.
+        dynamo.recompile_limit = max(dynamo.recompile_limit, 1_000_000)
+        dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 1_000_000)
+        dynamo.fail_on_recompile_limit_hit = True
+
         def compiled_step(grads):
             optimizer.apply(grads, step_variables)
 
