@@ -96,6 +96,8 @@ def pytest_addoption(parser):
     group.addoption("--profile", default="ci", choices=PROFILES, help="hypothesis profile")
     group.addoption("--expectations", default=None, help="TOML file of expected failures")
     group.addoption("--report-dir", default=None, help="where the JSON report is written")
+    group.addoption("--no-shrink", action="store_true",
+                    help="report the first failing example as found, without minimising it (fast rejection)")
 
 
 # Hypothesis shrinks up to 500 times or 5 minutes. A CI run must reject a faulty implementation
@@ -113,6 +115,8 @@ def pytest_configure(config):
 
     # Internal constants, hence guarded by tests/conformance/test_plugin.py.
     engine.MAX_SHRINKS, engine.MAX_SHRINKING_SECONDS = SHRINK_LIMITS[profile]
+    if config.getoption("--no-shrink"):
+        engine.MAX_SHRINKS = 0
     # Framework warnings (tf_keras warns on every None gradient, as ROUTE-2 says) drown the report.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:

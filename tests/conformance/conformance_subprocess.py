@@ -13,6 +13,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 # The ci profile: derandomized and with no example database, so a verdict depends neither on
 # chance nor on failures an earlier run stored in .hypothesis/ (a fresh clone has none).
 PROFILE = "ci"
+# These tests need verdicts, not minimal examples: --no-shrink keeps each run to its first failure.
 
 
 def run_conformance(impl: str, args: Sequence[str], report_dir: pathlib.Path, *,
@@ -21,7 +22,7 @@ def run_conformance(impl: str, args: Sequence[str], report_dir: pathlib.Path, *,
     env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = [sys.executable, "-m", "conformance", "--impl", impl, "--profile", PROFILE,
-               "--report-dir", str(report_dir), "--device", device, *args]
+               "--report-dir", str(report_dir), "--device", device, "--no-shrink", *args]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(impl, done.returncode, done.stdout + done.stderr, report_dir, device)
 
