@@ -279,7 +279,7 @@ class ClipsBeforeSummingReplicas(CompositeOptimizer):
     clipping the sum. Identical on one device; on several, global_clipnorm scales each replica's
     share separately. Breaks DIST-1 (caught only with --device replicas:N)."""
 
-    BREAKS, SELECT, DEVICE = "DIST-1", "replicas_behave_like_one_device", "replicas:2"
+    BREAKS, SELECT, DEVICE = "DIST-1", "replicas_clip_the_summed_gradients", "replicas:2"
 
     def _transform_unaggregated_gradients(self, grads_and_vars):
         return CompositeOptimizer._transform_gradients(self, grads_and_vars)
