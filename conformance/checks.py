@@ -61,15 +61,21 @@ def build(impl, case):
 
 
 def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, compiled=False) -> None:
-    """One step on both; then variables (ROUTE-9) and each sub-optimizer's counter (ITER-3) must agree."""
+    """One step on both; then variables (ROUTE-9) and, where the port exposes them, each
+    sub-optimizer's counter (ITER-3) must agree. Variables are compared first, so a port that
+    keeps no per-entry counter still has its values checked."""
     with applicability():
         instance.step(pairs, compiled=compiled)
         oracle.step(pairs)
-        got_variables, got_counters = instance.variables(), instance.sub_iterations()
+        got_variables = instance.variables()
     assert_arrays_close(got_variables, oracle.variables(), tolerance_for(impl, case.spec.clip, compiled),
                         f"variables after step {step_number}")
-    assert got_counters == oracle.sub_iterations(), (
-        f"sub-optimizer counters after step {step_number}: {got_counters}, expected {oracle.sub_iterations()} "
+    try:
+        got_counters, expected_counters = instance.sub_iterations(), oracle.sub_iterations()
+    except Unsupported:
+        return  # No per-entry counters to compare; ITER-3's own check reports that as not applicable.
+    assert got_counters == expected_counters, (
+        f"sub-optimizer counters after step {step_number}: {got_counters}, expected {expected_counters} "
         "(each advances only on steps where its group gets a gradient)"
     )
 
@@ -119,6 +125,11 @@ def expect_raises(call, what: str) -> BaseException:
             raise
         return exc
     raise AssertionError(f"{what}: the call succeeded, but the spec says it must raise")
+
+
+def sub_counters(instance) -> List[int]:
+    with applicability():
+        return instance.sub_iterations()
 
 
 def composite_counter(instance) -> int:

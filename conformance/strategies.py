@@ -65,7 +65,8 @@ class Case:
 # --------------------------------------------------------------------------- variables
 
 variable_shapes = st.sampled_from([(), (1,), (3,), (4,), (2, 3), (3, 2)])
-# A small pool so that different variables share names (ROUTE-1: routing is by identity).
+# Names are unique by default; ROUTE-1's own check gives every variable the same name, so a port
+# that routes by name fails that check, not every check.
 variable_names = st.sampled_from(["kernel", "bias", "embedding"])
 _finite32 = st.floats(-3.0, 3.0, width=32, allow_subnormal=False)
 
@@ -74,8 +75,8 @@ def gradient_values(shape) -> st.SearchStrategy:
     return hnp.arrays(np.float32, shape, elements=_finite32)
 
 
-def variable_specs(shape) -> st.SearchStrategy:
-    return st.builds(VariableSpec, name=variable_names, value=gradient_values(shape))
+def variable_specs(shape, name: str = None) -> st.SearchStrategy:
+    return st.builds(VariableSpec, name=st.just(name) if name else variable_names, value=gradient_values(shape))
 
 
 @st.composite
@@ -207,8 +208,9 @@ def layouts(draw, caps: Capabilities, *, min_groups=1, max_groups=4, max_variabl
     n_groups = draw(st.integers(min_groups, max_groups))
     n_vars = draw(st.integers(1, max_variables))
     variables, owners = [], []
-    for _ in range(n_vars):
-        variables.append(draw(variable_shapes.flatmap(variable_specs)))
+    for index in range(n_vars):
+        base = draw(variable_names)
+        variables.append(draw(variable_shapes.flatmap(lambda shape: variable_specs(shape, f"{base}_{index}"))))
         choices = list(range(n_groups)) + ([None] if orphans else [])
         owners.append(draw(st.sampled_from(choices)))
     if all(owner is None for owner in owners):
