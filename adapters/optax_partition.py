@@ -54,16 +54,6 @@ import optax
 from adapters import protocol
 from adapters.protocol import Clip, CompositeSpec, DeviceUnavailable, Sparse, SubOptimizer, Unsupported, VariableSpec
 
-# tf_keras' legacy defaults, so that a description without a hyperparameter means the same
-# optimizer here as in the tf_keras adapter (optax's own defaults differ, e.g. eps=1e-8).
-_KERAS_DEFAULTS = {
-    "sgd": {"momentum": 0.0, "nesterov": False},
-    "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False},
-    "adagrad": {"initial_accumulator_value": 0.1, "epsilon": 1e-7},
-    "rmsprop": {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
-    "adamax": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "nadam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-}
 
 _NO_COUNTER = (
     "optax.partition keeps no composite step counter: its state is only its entries' states "
@@ -139,14 +129,14 @@ def clip_transforms(clip: Clip) -> list:
     return chain
 
 
+_KINDS = ("sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam")  # No ftrl: optax has none.
+
+
 def make_sub_transform(sub: SubOptimizer) -> optax.GradientTransformation:
     """The optax transformation for a framework-neutral sub-optimizer, its own clipping first."""
-    if sub.kind not in _KERAS_DEFAULTS:
+    if sub.kind not in _KINDS:
         raise Unsupported(f"optax has no {sub.kind!r} optimizer (optax.ftrl does not exist)")
-    unknown = sorted(set(sub.hyper) - set(_KERAS_DEFAULTS[sub.kind]))
-    if unknown:
-        raise Unsupported(f"{sub.kind} hyperparameters {unknown} have no optax mapping in this adapter")
-    h = {**_KERAS_DEFAULTS[sub.kind], **dict(sub.hyper)}
+    h = protocol.hyperparameters(sub)
     lr = sub.learning_rate
     if isinstance(lr, protocol.Schedule):
         lr = make_schedule(lr)
@@ -410,7 +400,7 @@ class OptaxAdapter:
         }
 
     def optimizer_kinds(self):
-        return tuple(_KERAS_DEFAULTS)  # No ftrl: optax has none.
+        return _KINDS
 
     def set_device(self, device: str) -> None:
         if device in ("gpu", "tpu"):

@@ -75,6 +75,30 @@ OPTIMIZER_KINDS: Mapping[str, Tuple[str, ...]] = {
 }
 
 
+# tf_keras' legacy defaults for what a description leaves out, so that a SubOptimizer means the
+# same optimizer in every adapter (frameworks' own defaults differ, e.g. optax's eps=1e-8).
+TF_KERAS_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "sgd": {"momentum": 0.0, "nesterov": False},
+    "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False},
+    "adagrad": {"initial_accumulator_value": 0.1, "epsilon": 1e-7},
+    "rmsprop": {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
+    "adamax": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "nadam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "ftrl": {"learning_rate_power": -0.5, "initial_accumulator_value": 0.1, "l1_regularization_strength": 0.0,
+             "l2_regularization_strength": 0.0, "beta": 0.0},
+}
+
+
+def hyperparameters(sub: "SubOptimizer") -> dict:
+    """Every hyperparameter of `sub`, tf_keras defaults filled in; ValueError for an unknown kind or name."""
+    if sub.kind not in TF_KERAS_DEFAULTS:
+        raise ValueError(f"Unknown optimizer kind {sub.kind!r}; known: {sorted(TF_KERAS_DEFAULTS)}.")
+    unknown = sorted(set(sub.hyper) - set(TF_KERAS_DEFAULTS[sub.kind]))
+    if unknown:
+        raise ValueError(f"{sub.kind}: unknown hyperparameters {unknown}; known: {sorted(TF_KERAS_DEFAULTS[sub.kind])}.")
+    return {**TF_KERAS_DEFAULTS[sub.kind], **dict(sub.hyper)}
+
+
 @dataclasses.dataclass(frozen=True)
 class SubOptimizer:
     """One sub-optimizer: its kind, learning rate (a float or a Schedule), hyperparameters, own clipping."""

@@ -63,15 +63,6 @@ import torchrec  # noqa: E402  (the package, not this module: imports are absolu
 from torchrec.optim.clipping import GradientClipping, GradientClippingOptimizer  # noqa: E402
 from torchrec.optim.keyed import CombinedOptimizer, KeyedOptimizerWrapper  # noqa: E402
 
-# tf_keras' defaults for the hyperparameters a SubOptimizer may leave out (its names are tf_keras').
-_DEFAULTS = {
-    "sgd": {"momentum": 0.0, "nesterov": False},
-    "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False},
-    "adagrad": {"initial_accumulator_value": 0.1, "epsilon": 1e-7},
-    "rmsprop": {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
-    "adamax": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "nadam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-}
 _TORCH_CLASSES = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -99,12 +90,7 @@ def _torch_kwargs(sub: SubOptimizer) -> dict:
     """torch.optim constructor arguments for a framework-neutral description (tf_keras defaults)."""
     if sub.kind == "ftrl":
         raise Unsupported("torch.optim has no FTRL optimizer")
-    if sub.kind not in _DEFAULTS:
-        raise ValueError(f"Unknown optimizer kind {sub.kind!r}; known: {sorted(_DEFAULTS)}.")
-    unknown = sorted(set(sub.hyper) - set(_DEFAULTS[sub.kind]))
-    if unknown:
-        raise ValueError(f"{sub.kind}: unknown hyperparameters {unknown}; known: {sorted(_DEFAULTS[sub.kind])}.")
-    h = {**_DEFAULTS[sub.kind], **dict(sub.hyper)}
+    h = protocol.hyperparameters(sub)
     if sub.kind == "sgd":
         # tf_keras treats nesterov with momentum 0 as plain SGD; torch refuses that pair, same maths.
         return {"momentum": h["momentum"], "nesterov": bool(h["nesterov"]) and h["momentum"] > 0}
