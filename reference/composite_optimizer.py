@@ -123,7 +123,10 @@ def _is_variable(obj: Any) -> bool:
 def _shape_compatible(grad: Any, var: tf.Variable) -> bool:
     if isinstance(grad, tf.IndexedSlices):
         return grad.values.shape[1:].is_compatible_with(var.shape[1:])
-    return tf.TensorShape(getattr(grad, "shape", None)).is_compatible_with(var.shape)
+    shape = getattr(grad, "shape", None)
+    if shape == var.shape:  # The usual case, and the cheap test: both fully known and equal.
+        return True
+    return tf.TensorShape(shape).is_compatible_with(var.shape)
 
 
 class CompositeOptimizer(LegacyOptimizer):
@@ -176,53 +179,71 @@ class CompositeOptimizer(LegacyOptimizer):
         """The sub-optimizers, in entry order."""
         return [optimizer for optimizer, _ in self._optimizers_and_vars]
 
-    def _owners(self) -> dict:
-        """ROUTE-1, ROUTE-4: map `v.ref()` to the index of the entry listing `v`."""
+    def _var_lists(self) -> List[Sequence[tf.Variable]]:
+        """Each entry's variables, from its callable, once per call (ROUTE-4)."""
+        return [var_callable() for _, var_callable in self._optimizers_and_vars]
+
+    @staticmethod
+    def _owners(var_lists) -> dict:
+        """ROUTE-1: map `id(v)` to the index of the entry listing `v`.
+
+        Identity, as `v.ref()` compares, but without one `Reference` object per variable per
+        step (their garbage dominated the routing cost at thousands of variables). Ids are only
+        meaningful while the variables live, so the caller keeps `var_lists` for as long as it
+        uses the map.
+        """
         owners = {}
-        for index, (_, var_callable) in enumerate(self._optimizers_and_vars):
-            for var in var_callable():
-                key = var.ref()
-                if key in owners and owners[key] != index:
+        for index, var_list in enumerate(var_lists):
+            for var in var_list:
+                owner = owners.setdefault(id(var), index)
+                if owner != index:
                     raise ValueError(
-                        f"Variable {var.name!r} is listed by optimizers_and_vars[{owners[key]}] and by "
+                        f"Variable {var.name!r} is listed by optimizers_and_vars[{owner}] and by "
                         f"optimizers_and_vars[{index}]; each variable must belong to exactly one entry."
                     )
-                owners[key] = index
         return owners
 
     def _owner_of(self, var) -> Optional[int]:
-        return self._owners().get(var.ref())
+        var_lists = self._var_lists()  # Held while the id map is used.
+        return self._owners(var_lists).get(id(var))
 
-    def _checked_pairs(self, grads_and_vars) -> Tuple[list, dict]:
-        """ROUTE-2..5, ATOM-1: validate one call's pairs completely, writing nothing."""
-        pairs = []
-        for position, pair in enumerate(grads_and_vars):  # ROUTE-6: read once.
+    def _checked_pairs(self, grads_and_vars, var_lists) -> Tuple[list, dict]:
+        """ROUTE-2..5, ATOM-1: validate one call's pairs completely, writing nothing.
+
+        Returns the pairs that carry a gradient (the caller's own pair objects, in the call's
+        order) and the id map of `_owners(var_lists)`.
+        """
+        pairs = list(grads_and_vars)  # ROUTE-6: read once.
+        for position, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"grads_and_vars[{position}] must be a (gradient, variable) pair; received {pair!r}.")
-            grad, var = pair
-            if not _is_variable(var):
-                raise TypeError(f"grads_and_vars[{position}][1] must be a tf.Variable; received {type(var).__name__}.")
-            pairs.append((grad, var))
+            if not _is_variable(pair[1]):
+                raise TypeError(
+                    f"grads_and_vars[{position}][1] must be a tf.Variable; received {type(pair[1]).__name__}."
+                )
         if not pairs:
             return [], {}
-        applied = optimizer_utils.filter_empty_gradients(pairs)  # ROUTE-2, ROUTE-3
-        owners = self._owners()
+        applied = [pair for pair in pairs if pair[0] is not None]
+        if len(applied) != len(pairs):  # ROUTE-2, ROUTE-3: tf_keras' warning, or its all-None error.
+            optimizer_utils.filter_empty_gradients(pairs)
+        owners = self._owners(var_lists)
         seen = set()
         for grad, var in applied:
-            if var.ref() not in owners:
+            key = id(var)
+            if key not in owners:
                 raise ValueError(
                     f"Variable {var.name!r} has a gradient but is listed by no entry of the "
                     "CompositeOptimizer, so it would not be trained."
                 )
-            if var.ref() in seen:
+            if key in seen:
                 raise ValueError(f"Variable {var.name!r} appears twice in grads_and_vars.")
-            seen.add(var.ref())
+            seen.add(key)
             if not _shape_compatible(grad, var):
                 raise ValueError(
                     f"The gradient for variable {var.name!r} has shape {grad.shape}, "
                     f"which does not match the variable's shape {var.shape}."
                 )
-        return list(applied), owners
+        return applied, owners
 
     # Routing is plain Python over Python values: autograph has nothing to convert,
     # and converting the user's var-list callables would only slow tracing down.
@@ -236,7 +257,8 @@ class CompositeOptimizer(LegacyOptimizer):
             or by none; a gradient whose shape does not match its variable.
           RuntimeError: called in cross-replica context.
         """
-        pairs, owners = self._checked_pairs(grads_and_vars)
+        var_lists = self._var_lists()  # Held to the end of the call: `owners` is keyed by id.
+        pairs, owners = self._checked_pairs(grads_and_vars, var_lists)
         if not pairs:
             return tf.no_op()  # Nothing to apply: no step, as tf_keras does.
         if tf.distribute.in_cross_replica_context():
@@ -252,8 +274,8 @@ class CompositeOptimizer(LegacyOptimizer):
                 pairs = self._aggregate_gradients(pairs)
             pairs = self._transform_gradients(pairs)  # CLIP-1..4 on all groups together.
             groups = [[] for _ in self._optimizers_and_vars]
-            for grad, var in pairs:  # ROUTE-5: each group keeps the call's order.
-                groups[owners[var.ref()]].append((grad, var))
+            for pair in pairs:  # ROUTE-5: each group keeps the call's order.
+                groups[owners[id(pair[1])]].append(pair)
             update_ops = [
                 optimizer.apply_gradients(group, name=name, experimental_aggregate_gradients=False)
                 for (optimizer, _), group in zip(self._optimizers_and_vars, groups)

@@ -19,7 +19,7 @@ LegacyOptimizer = tf_keras.optimizers.legacy.Optimizer
 
 
 def _owner_index(optimizer, var):
-    return optimizer._owners().get(var.ref())
+    return optimizer._owner_of(var)
 
 
 # --------------------------------------------------------------------------- routing
@@ -31,13 +31,10 @@ class RoutesByName(CompositeOptimizer):
 
     BREAKS, SELECT = "ROUTE-1", "same_named_variables_route_by_identity"
 
-    def _owners(self):
-        by_name = {}
-        for index, (_, var_callable) in enumerate(self._optimizers_and_vars):
-            for var in var_callable():
-                by_name[var.name] = index
-        return {var.ref(): by_name[var.name]
-                for _, var_callable in self._optimizers_and_vars for var in var_callable()}
+    @staticmethod
+    def _owners(var_lists):
+        by_name = {var.name: index for index, var_list in enumerate(var_lists) for var in var_list}
+        return {id(var): by_name[var.name] for var_list in var_lists for var in var_list}
 
 
 class DropsLastGroup(CompositeOptimizer):
@@ -46,14 +43,14 @@ class DropsLastGroup(CompositeOptimizer):
 
     BREAKS, SELECT = "ROUTE-9", "steps_equal_sub_optimizers_alone"
 
-    def _checked_pairs(self, grads_and_vars):
-        pairs, owners = super()._checked_pairs(grads_and_vars)
+    def _checked_pairs(self, grads_and_vars, var_lists):
+        pairs, owners = super()._checked_pairs(grads_and_vars, var_lists)
         last = len(self._optimizers_and_vars) - 1
-        return [(g, v) for g, v in pairs if owners[v.ref()] != last], owners
+        return [(g, v) for g, v in pairs if owners[id(v)] != last], owners
 
     def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
         pairs = list(grads_and_vars)
-        kept, _ = self._checked_pairs(pairs)
+        kept, _ = self._checked_pairs(pairs, self._var_lists())
         if pairs and not kept and any(g is not None for g, _ in pairs):
             return self.iterations.assign_add(1)  # Only the dropped group had gradients.
         return super().apply_gradients(pairs, name, experimental_aggregate_gradients)
@@ -65,8 +62,8 @@ class DensifiesSparse(CompositeOptimizer):
 
     BREAKS, SELECT = "ROUTE-8", "sparse_gradients_reach_the_sub_optimizer_sparse"
 
-    def _checked_pairs(self, grads_and_vars):
-        pairs, owners = super()._checked_pairs(grads_and_vars)
+    def _checked_pairs(self, grads_and_vars, var_lists):
+        pairs, owners = super()._checked_pairs(grads_and_vars, var_lists)
         return [(tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v) for g, v in pairs], owners
 
 
@@ -116,13 +113,13 @@ class StepsAbsentGroups(CompositeOptimizer):
 
     BREAKS, SELECT = "ROUTE-7", "absent_group_is_not_stepped"
 
-    def _checked_pairs(self, grads_and_vars):
-        pairs, owners = super()._checked_pairs(grads_and_vars)
+    def _checked_pairs(self, grads_and_vars, var_lists):
+        pairs, owners = super()._checked_pairs(grads_and_vars, var_lists)
         if not pairs:
             return pairs, owners
-        present = {owners[v.ref()] for _, v in pairs}
-        zeros = [(tf.zeros_like(v), v) for index, (_, var_callable) in enumerate(self._optimizers_and_vars)
-                 if index not in present for v in var_callable()]
+        present = {owners[id(v)] for _, v in pairs}
+        zeros = [(tf.zeros_like(v), v) for index, var_list in enumerate(var_lists)
+                 if index not in present for v in var_list]
         return pairs + zeros, owners
 
 
@@ -194,10 +191,9 @@ class GlobalClipnormPerGroup(CompositeOptimizer):
     BREAKS, SELECT = "CLIP-2", "global_clipnorm_spans_all_groups"
 
     def _transform_gradients(self, grads_and_vars):
-        owners = self._owners()
         groups = {}
         for g, v in grads_and_vars:
-            groups.setdefault(owners.get(v.ref()), []).append((g, v))
+            groups.setdefault(self._owner_of(v), []).append((g, v))
         out = []
         for pairs in groups.values():
             out.extend(super()._transform_gradients(pairs))
@@ -240,9 +236,8 @@ class DriftsByPointOnePercent(CompositeOptimizer):
 
 
 def _split_unlisted(optimizer, pairs):
-    owners = optimizer._owners()
-    listed = [(g, v) for g, v in pairs if g is None or v.ref() in owners]
-    unlisted = [v for g, v in pairs if g is not None and v.ref() not in owners]
+    listed = [(g, v) for g, v in pairs if g is None or optimizer._owner_of(v) is not None]
+    unlisted = [v for g, v in pairs if g is not None and optimizer._owner_of(v) is None]
     return listed, unlisted
 
 
