@@ -11,6 +11,7 @@ from conformance import checks
 from conformance import strategies as cs
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("CLIP-1", "CLIP-3")
 @pytest.mark.needs("composite_clipping")
 @given(data=st.data())

@@ -10,6 +10,7 @@ from conformance import checks
 from conformance import strategies as cs
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("CONF-4")
 @pytest.mark.needs("config")
 @given(data=st.data())

@@ -34,6 +34,7 @@ def _replicated_run(impl, data, clip):
             f"composite counter {checks.composite_counter(instance)} after {number} replicated steps")
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("DIST-1", "ITER-4")
 @pytest.mark.needs("replicas")
 @given(data=st.data())
@@ -42,6 +43,7 @@ def test_replicas_behave_like_one_device_with_summed_gradients(impl, data):
     _replicated_run(impl, data, clip=None)
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("DIST-1", "CLIP-1")
 @pytest.mark.needs("replicas", "composite_clipping")
 @given(data=st.data())

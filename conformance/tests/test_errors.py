@@ -63,6 +63,7 @@ def test_all_none_call_raises_and_changes_nothing(impl, data):
     _bad_call_changes_nothing(impl, case, instance, oracle, bad, "a call with only None gradients")
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("ROUTE-4", "ATOM-1", "ITER-2")
 @pytest.mark.needs("step_errors")
 @given(data=st.data())

@@ -8,6 +8,7 @@ from conformance import checks
 from conformance import strategies as cs
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("ITER-1")
 @given(data=st.data())
 def test_counter_advances_once_per_step(impl, data):

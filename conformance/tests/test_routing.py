@@ -11,6 +11,7 @@ from conformance import checks
 from conformance import strategies as cs
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("ROUTE-9", "ROUTE-5")
 @given(data=st.data())
 def test_steps_equal_sub_optimizers_alone(impl, data):
@@ -18,6 +19,7 @@ def test_steps_equal_sub_optimizers_alone(impl, data):
     checks.run_case(impl, data.draw(cs.cases(impl.caps), label="case"))
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("ROUTE-1")
 @given(data=st.data())
 def test_same_named_variables_route_by_identity(impl, data):

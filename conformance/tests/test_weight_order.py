@@ -12,6 +12,7 @@ from conformance import checks
 from conformance import strategies as cs
 
 
+@pytest.mark.broad
 @pytest.mark.requirement("WEIGHT-1", "WEIGHT-2", "ROUTE-5")
 @pytest.mark.needs("state")
 @given(data=st.data())
