@@ -69,6 +69,8 @@ TARGETS = (
     ("reference never slower than TFRS", "reference/tfrs", None, 1.00),
 )
 SCALING_IMPLS = ("direct", "reference", "tfrs", "keras3_direct", "keras3_multi")
+# The suite's own targets (tests/benchmarks/bench_suite.py), in wall seconds of one run.
+SUITE_TARGETS = {"ci_profile": 60.0, "rejects": 20.0}
 
 
 # ------------------------------------------------------------------ reading
@@ -79,8 +81,8 @@ def measurements(raw: Mapping) -> list:
     rows = []
     for bench in raw.get("benchmarks", []):
         info, stats = bench.get("extra_info", {}), bench["stats"]
-        if "impl" not in info:
-            continue  # Not one of ours.
+        if "impl" not in info or "suite" in info:
+            continue  # Not one of ours, or the suite's own cost (`suite_cost`).
         graph_ops = info.get("graph_ops")
         rows.append(
             {
@@ -256,6 +258,25 @@ def scaling(rows: Iterable[Mapping]) -> list:
     return out
 
 
+def suite_cost(raw: Mapping) -> dict:
+    """The conformance suite's own runs (bench_suite.py): the ci profile, and each canary's rejection."""
+    ci, rejects = None, []
+    for bench in raw.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        if info.get("suite") == "ci_profile":
+            ci = {key: info.get(key) for key in (
+                "command", "wall_s", "checks_s", "examples", "examples_per_s", "min_examples_per_property",
+                "summary", "areas")}
+            ci["target_s"] = SUITE_TARGETS["ci_profile"]
+            ci["met"] = info["wall_s"] <= ci["target_s"]
+        elif info.get("suite") == "rejects":
+            rejects.append({key: info.get(key) for key in (
+                "impl", "device", "command", "wall_s", "breaks", "rejected_by", "rejected_requirements",
+                "checks_run")})
+            rejects[-1]["met"] = info["wall_s"] <= SUITE_TARGETS["rejects"]
+    return {"ci_profile": ci, "rejects": rejects, "rejects_target_s": SUITE_TARGETS["rejects"]}
+
+
 def summarize(raw: Mapping, source: str = "") -> dict:
     """The whole report as one JSON-serialisable dict."""
     rows = measurements(raw)
@@ -297,6 +318,7 @@ def summarize(raw: Mapping, source: str = "") -> dict:
         "scaling": scaling(rows),
         "measurements": rows,
         "not_measured": extra.get("not_measured", []),
+        "suite": suite_cost(raw),
     }
 
 
@@ -386,6 +408,8 @@ def render_markdown(report: Mapping) -> str:
     lines += _gc_table(report["ratios"])
     lines += ["", "## Graph size inside tf.function", ""]
     lines += _graph_table(report["measurements"])
+    lines += ["", "## The conformance suite's own cost", ""]
+    lines += _suite_lines(report.get("suite") or {})
     lines += ["", "## Not measured", ""]
     lines += _not_measured(report["not_measured"])
     lines.append("")
@@ -510,6 +534,47 @@ def _graph_table(rows) -> list:
     return lines
 
 
+def _suite_lines(suite: Mapping) -> list:
+    ci, rejects = suite.get("ci_profile"), suite.get("rejects") or []
+    if not ci and not rejects:
+        return ["Not measured in this run (tests/benchmarks/bench_suite.py was deselected)."]
+    lines = []
+    if ci:
+        lines += [
+            f"`{ci['command']}`: **{ci['wall_s']:.1f} s** wall, TensorFlow's import included "
+            f"(target <= {ci['target_s']:g} s: {'met' if ci['met'] else 'MISSED'}); "
+            f"{ci['examples']} generated examples in {ci['checks_s']:.1f} s of checks, "
+            f"{ci['examples_per_s']:.1f} examples/s; fewest examples of one property: "
+            f"{ci['min_examples_per_property']}. Verdicts: "
+            + ", ".join(f"{k} {v}" for k, v in ci["summary"].items() if v) + ".",
+            "",
+            "| area | checks | examples | time | examples/s |",
+            "|---|---|---|---|---|",
+        ]
+        for area, a in sorted(ci["areas"].items(), key=lambda kv: -kv[1]["duration_s"]):
+            rate = a["examples"] / a["duration_s"] if a["duration_s"] and a["examples"] else None
+            lines.append(f"| {area} | {a['checks']} | {a['examples']} | {a['duration_s']:.1f} s | "
+                         f"{'n/a' if rate is None else f'{rate:.1f}'} |")
+    if rejects:
+        worst = max(r["wall_s"] for r in rejects)
+        met = sum(r["met"] for r in rejects)
+        lines += [
+            "",
+            f"Rejecting a faulty implementation (`--profile ci -x`, one canary of "
+            f"tests/conformance/canaries.py per row): {met}/{len(rejects)} within "
+            f"{suite['rejects_target_s']:g} s; slowest {worst:.1f} s.",
+            "",
+            "| canary | device | breaks | rejected by | after | checks run |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rejects:
+            lines.append(
+                f"| {r['impl']} | {r['device']} | {r['breaks']} | `{r['rejected_by']}` "
+                f"({', '.join(r['rejected_requirements'])}) | {r['wall_s']:.1f} s | {r['checks_run']} |"
+            )
+    return lines
+
+
 def _not_measured(items) -> list:
     by_reason: dict = defaultdict(list)
     for item in items:
@@ -534,7 +599,7 @@ def main(argv=None) -> int:
     source = Path(args.benchmark_json)
     raw = json.loads(source.read_text())
     report = summarize(raw, source=source.name)
-    if not report["measurements"]:
+    if not report["measurements"] and not (report["suite"]["ci_profile"] or report["suite"]["rejects"]):
         parser.error(f"{source} holds no composite-optimizer benchmarks (was it written by tests/benchmarks?)")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -545,6 +610,12 @@ def main(argv=None) -> int:
         f"{s['cases_measured']} cases; {s['targets_checked'] - s['targets_missed']}/{s['targets_checked']} "
         f"target checks met ({s['targets_missed_beyond_noise']} missed beyond A/A noise); wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}"
     )
+    suite = report["suite"]
+    if suite["ci_profile"]:
+        print(f"suite: ci profile {suite['ci_profile']['wall_s']:.1f} s, {suite['ci_profile']['examples']} examples")
+    if suite["rejects"]:
+        print(f"suite: {len(suite['rejects'])} canaries rejected with -x, slowest "
+              f"{max(r['wall_s'] for r in suite['rejects']):.1f} s")
     return 0
 
 
