@@ -16,9 +16,6 @@ The canary on two replicas (`DEVICE`) is measured on that device.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -29,23 +26,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "conformance"))
 import canaries  # noqa: E402
+from conformance_subprocess import run_conformance  # noqa: E402
 
-from conformance import run_name  # noqa: E402
 
-
-def _run(impl: str, device: str, report_dir: Path, *extra: str) -> dict:
-    """Run the suite once; its wall time, exit code and JSON report."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "conformance", "--impl", impl, "--profile", "ci", "--device", device,
-               "--report-dir", str(report_dir), "-p", "no:cacheprovider", *extra]
+def _run(impl: str, device: str, report_dir: Path, *extra: str):
+    """Run the suite once as a user does (shrinking included); the run and its wall time."""
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    path = report_dir / f"{run_name(impl, device)}.json"
-    report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-    return {"wall_s": wall, "returncode": done.returncode, "report": report,
-            "command": "python -m conformance " + " ".join(command[3:]), "output": done.stdout + done.stderr}
+    run = run_conformance(impl, ["-p", "no:cacheprovider", *extra], report_dir, device=device, shrink=True,
+                          timeout=600)
+    return run, time.perf_counter() - start
 
 
 def _areas(report: dict) -> dict:
@@ -60,15 +49,15 @@ def _areas(report: dict) -> dict:
 
 
 def test_ci_profile(benchmark, tmp_path):
-    result = benchmark.pedantic(_run, args=("reference", "cpu", tmp_path), rounds=1, iterations=1)
-    assert result["returncode"] == 0 and result["report"], result["output"][-3000:]
-    report = result["report"]
+    run, wall = benchmark.pedantic(_run, args=("reference", "cpu", tmp_path), rounds=1, iterations=1)
+    report = run.report
+    assert run.returncode == 0 and report, run.describe()
     areas = _areas(report)
     examples = sum(a["examples"] for a in areas.values())
     checks_s = sum(a["duration_s"] for a in areas.values())
     benchmark.extra_info.update(
-        suite="ci_profile", impl="reference", device="cpu", command=result["command"],
-        wall_s=result["wall_s"], checks_s=checks_s, examples=examples,
+        suite="ci_profile", impl="reference", device="cpu", command=run.command,
+        wall_s=wall, checks_s=checks_s, examples=examples,
         examples_per_s=examples / checks_s if checks_s else None,
         min_examples_per_property=min((c["examples_run"] for c in report["checks"] if c["examples_run"]), default=None),
         summary=report["summary"], areas=areas,
@@ -79,13 +68,13 @@ def test_ci_profile(benchmark, tmp_path):
 def test_rejects(benchmark, tmp_path, canary):
     impl = f"tests.conformance.canaries:{canary.__name__}"
     device = getattr(canary, "DEVICE", "cpu")
-    result = benchmark.pedantic(_run, args=(impl, device, tmp_path, "-x"), rounds=1, iterations=1)
-    failed = [c for c in (result["report"] or {"checks": []})["checks"] if c["status"] in ("failed", "error")]
+    run, wall = benchmark.pedantic(_run, args=(impl, device, tmp_path, "-x"), rounds=1, iterations=1)
+    failed = run.checks_with("failed", "error")
     # A run that was not rejected has no rejection time: report it as a failure, not a figure.
-    assert result["returncode"] == 1 and failed, f"{canary.__name__} not rejected:\n{result['output'][-3000:]}"
+    assert run.returncode == 1 and failed, f"{canary.__name__} not rejected: {run.describe()}"
     benchmark.extra_info.update(
-        suite="rejects", impl=canary.__name__, device=device, command=result["command"],
-        wall_s=result["wall_s"], breaks=canary.BREAKS, rejected_by=failed[0]["id"],
+        suite="rejects", impl=canary.__name__, device=device, command=run.command,
+        wall_s=wall, breaks=canary.BREAKS, rejected_by=failed[0]["id"],
         rejected_requirements=failed[0]["requirements"],
-        checks_run=len(result["report"]["checks"]),
+        checks_run=len(run.report["checks"]),
     )
