@@ -191,9 +191,10 @@ class GlobalClipnormPerGroup(CompositeOptimizer):
     BREAKS, SELECT = "CLIP-2", "global_clipnorm_spans_all_groups"
 
     def _transform_gradients(self, grads_and_vars):
-        groups = {}
+        var_lists = self._var_lists()  # Held while the id map is used.
+        owners, groups = self._owners(var_lists), {}
         for g, v in grads_and_vars:
-            groups.setdefault(self._owner_of(v), []).append((g, v))
+            groups.setdefault(owners.get(id(v)), []).append((g, v))
         out = []
         for pairs in groups.values():
             out.extend(super()._transform_gradients(pairs))
@@ -236,8 +237,10 @@ class DriftsByPointOnePercent(CompositeOptimizer):
 
 
 def _split_unlisted(optimizer, pairs):
-    listed = [(g, v) for g, v in pairs if g is None or optimizer._owner_of(v) is not None]
-    unlisted = [v for g, v in pairs if g is not None and optimizer._owner_of(v) is None]
+    var_lists = optimizer._var_lists()  # Held while the id map is used.
+    owners = optimizer._owners(var_lists)
+    listed = [(g, v) for g, v in pairs if g is None or id(v) in owners]
+    unlisted = [v for g, v in pairs if g is not None and id(v) not in owners]
     return listed, unlisted
 
 
