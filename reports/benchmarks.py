@@ -8,19 +8,22 @@ n_groups, clip): `direct` (the tf_keras legacy sub-optimizers called on their ow
 groups) for every implementation, and also `keras3_direct` for Keras 3's
 `MultiOptimizer`. A ratio r means the implementation's step costs r times the baseline's.
 
-The benchmarks run each case's baselines right before every timed round (paired
-rounds), so the load of a shared machine, which drifts over seconds, hits both sides
-of a ratio alike. The statistic the targets are judged on is `paired_cpu`: the step's
-mean process CPU time over the paired rounds divided by the baseline's, i.e. the average
-cost of a step, occasional full garbage collections included. Beside it:
+The benchmarks run each step and its baselines in the same rounds, in a random order
+(paired rounds), so the load of a shared machine, which drifts over seconds, hits both
+sides of a ratio alike; and they build COPIES instances of each implementation, because
+identically built steps differ by a few percent. The statistic the targets are judged on
+is `paired_cpu`: per pair of copies, the step's mean process CPU time over the paired
+rounds divided by the baseline's (the average cost of a step, occasional full garbage
+collections included), and over the pairs their geometric mean, with a 95% t-interval
+(`paired_cpu_ci95`). Beside it:
 `paired_cpu_median` (median of per-round ratios: the typical step, blind to occasional
 GC pauses), `paired_wall` (mean wall-clock time) and the unpaired ratios of
 pytest-benchmark's own statistics across the two tests (`wall_median`, `wall_min`),
 which include drift.
-`reference/tfrs` is derived as (reference/direct) / (tfrs/direct), and
-`keras3_multi/direct` as (keras3_multi/keras3_direct) * (keras3_direct/direct). The A/A
-ratio (`direct_again / direct`: a second, separately built `direct`) shows how much of
-any ratio is noise.
+`reference/tfrs` is measured in the same rounds too; `keras3_multi/direct` is derived as
+(keras3_multi/keras3_direct) * (keras3_direct/direct). The A/A ratio (`direct_again /
+direct`: `direct` built again, separately) should be 1.0 within its interval; how far it is
+from 1.0 is the resolution of the method in that case.
 
 Targets (the project's speed goals for the reference):
 
@@ -98,11 +101,11 @@ def measurements(raw: Mapping) -> list:
                 "gc_mean_s": info.get("gc_mean_s"),
                 "gc_full_per_step": info.get("gc_full_per_step"),
                 "gc_tracked_objects": info.get("gc_tracked_objects"),
-                "wall_median_s": stats["median"],
-                "wall_min_s": stats["min"],
-                "wall_mean_s": stats["mean"],
-                "wall_stddev_s": stats["stddev"],
-                "wall_iqr_s": stats["iqr"],
+                # The step's own wall times; older runs (one step per round) only have
+                # pytest-benchmark's statistics, which then time the same thing.
+                **{key: info.get(key, stats[stat]) for key, stat in (
+                    ("wall_median_s", "median"), ("wall_min_s", "min"), ("wall_mean_s", "mean"),
+                    ("wall_stddev_s", "stddev"), ("wall_iqr_s", "iqr"))},
                 "rounds": stats["rounds"],
                 "iterations": stats.get("iterations", 1),
                 "paired": info.get("paired") or {},
@@ -146,8 +149,10 @@ def _paired(impls: Mapping, numerator: str, denominator: str, kind: str) -> Opti
 def compare(impls: Mapping, numerator: str, denominator: str) -> dict:
     """Every statistic of numerator/denominator within one case."""
     num, den = impls[numerator], impls[denominator]
+    measured = num["paired"].get(denominator, {})  # Only a measured pairing has an interval.
     return {
         "paired_cpu": _paired(impls, numerator, denominator, "cpu_mean"),
+        "paired_cpu_ci95": measured.get("ci95_cpu_mean"),
         "paired_cpu_median": _paired(impls, numerator, denominator, "cpu_median"),
         "paired_wall": _paired(impls, numerator, denominator, "wall_mean"),
         "unpaired_cpu": _ratio(num["cpu_median_s"], den["cpu_median_s"]),
@@ -211,6 +216,7 @@ def verdicts(case_ratios: Iterable[Mapping]) -> list:
             value = entry["ratios"].get(comparison, {}).get(STATISTIC)
             if value is None:
                 continue
+            ci = entry["ratios"][comparison].get("paired_cpu_ci95")
             out.append(
                 {
                     "target": target,
@@ -219,9 +225,13 @@ def verdicts(case_ratios: Iterable[Mapping]) -> list:
                     "statistic": STATISTIC,
                     "ratio": value,
                     "bound": bound,
+                    "ci95": ci,
                     "met": value <= bound,
-                    # Missed by less than the A/A control's distance from 1.0 in this case.
-                    "within_noise": value <= bound or (aa is not None and value - bound <= abs(aa - 1.0)),
+                    # Missed, but the interval reaches the bound, or the miss is smaller than the
+                    # A/A control's distance from 1.0 in this case: not resolved by this run.
+                    "within_noise": value <= bound
+                    or (ci is not None and ci[0] <= bound)
+                    or (aa is not None and value - bound <= abs(aa - 1.0)),
                     "paired_wall_ratio": entry["ratios"][comparison]["paired_wall"],
                     "aa_ratio": aa,
                 }
@@ -329,6 +339,10 @@ def _fmt_ratio(value: Optional[float]) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
+def _fmt_ci(ci) -> str:
+    return "" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _fmt_time(seconds: Optional[float]) -> str:
     if seconds is None:
         return "n/a"
@@ -365,13 +379,16 @@ def render_markdown(report: Mapping) -> str:
         "times Python calls. Ratios divide by the baseline measured in the same run, a few "
         "seconds apart.",
         "",
-        "Each case's baselines run right before every timed round (paired rounds), so machine load, "
-        "which drifts over seconds, hits both sides of a ratio alike. Targets are judged on the "
-        f"**{STATISTICS[report['statistic']]}**, with process CPU time because other processes on a "
-        "shared machine stretch wall time far more than CPU time. `reference/tfrs` is "
-        "(reference/direct) / (tfrs/direct) and `keras3_multi/direct` is "
-        "(keras3_multi/keras3_direct) * (keras3_direct/direct). The A/A column (a second, separately built `direct`) "
-        "is the noise floor of that case.",
+        "Each step runs in the same rounds as its baselines, in a random order (paired rounds), so "
+        "machine load, which drifts over seconds, hits both sides of a ratio alike. Each case builds "
+        "several copies of every implementation, side by side, because identically built steps "
+        "differ by a few percent and keep that difference; a ratio is the geometric mean over pairs "
+        "of copies, with a 95% t-interval over the pairs in square brackets. Targets are judged on "
+        f"the **{STATISTICS[report['statistic']]}**, with process CPU time because other processes on "
+        "a shared machine stretch wall time far more than CPU time. `reference/tfrs` is measured in "
+        "the same rounds; `keras3_multi/direct` is (keras3_multi/keras3_direct) * "
+        "(keras3_direct/direct). The A/A column (`direct` built again, separately) should be 1.0: "
+        "its distance from 1.0 is the resolution of the method in that case.",
         "",
         "## Targets",
         "",
@@ -380,8 +397,9 @@ def render_markdown(report: Mapping) -> str:
     lines.append(
         f"{summary['targets_checked'] - summary['targets_missed']} of {summary['targets_checked']} "
         f"target checks met; {summary['targets_missed']} missed, of which "
-        f"{summary['targets_missed_beyond_noise']} by more than the case's A/A noise "
-        "(|A/A - 1|, from the no-clip case of the same mode, n_vars and groups)."
+        f"{summary['targets_missed_beyond_noise']} by more than this run resolves (the interval "
+        "lies above the bound, and the miss exceeds |A/A - 1| of the no-clip case of the same "
+        "mode, n_vars and groups)."
     )
     lines.append("")
     for target in report["targets"]:
@@ -397,7 +415,8 @@ def render_markdown(report: Mapping) -> str:
         )
         for x in missed:
             lines.append(
-                f"  - missed{' (within A/A noise)' if x['within_noise'] else ''}: {_case_label(x)}: {_fmt_ratio(x['ratio'])} "
+                f"  - missed{' (not resolved)' if x['within_noise'] else ''}: {_case_label(x)}: "
+                f"{_fmt_ratio(x['ratio'])} {_fmt_ci(x.get('ci95'))} "
                 f"(paired wall {_fmt_ratio(x['paired_wall_ratio'])}, A/A {_fmt_ratio(x['aa_ratio'])})"
             )
     lines += ["", "## Ratios to the direct baseline", ""]
@@ -428,9 +447,10 @@ def _ratio_table(case_ratios) -> list:
     shown = [name for name, _, _ in COMPARISONS]
     header = "| mode | n_vars | groups | clip | direct (mean CPU) | " + " | ".join(shown) + " |"
     lines = [
-        "Each cell: paired CPU ratio (means), then in brackets the paired CPU ratio of the typical "
-        "step (median of per-round ratios) and the paired wall ratio (means). The JSON has every "
-        "statistic, unpaired ones included.",
+        "Each cell: paired CPU ratio (means) and, where measured in the same rounds, its 95% interval "
+        "over pairs of copies; then in parentheses the paired CPU ratio of the typical step (median of "
+        "per-round ratios) and the paired wall ratio (means). The JSON has every statistic, unpaired "
+        "ones included.",
         "`keras3_multi/direct` compares Keras 3's MultiOptimizer with the *tf_keras* direct baseline "
         "(a different framework's sub-optimizers); `keras3_multi/keras3_direct` is its own baseline.",
         "",
@@ -444,7 +464,8 @@ def _ratio_table(case_ratios) -> list:
             cells.append(
                 "n/a"
                 if r is None
-                else f"{_fmt_ratio(r['paired_cpu'])} ({_fmt_ratio(r['paired_cpu_median'])} / {_fmt_ratio(r['paired_wall'])})"
+                else f"{_fmt_ratio(r['paired_cpu'])} {_fmt_ci(r.get('paired_cpu_ci95'))} "
+                f"({_fmt_ratio(r['paired_cpu_median'])} / {_fmt_ratio(r['paired_wall'])})"
             )
         lines.append(
             f"| {entry['mode']} | {entry['n_vars']} | {entry['n_groups']} | {_clip(entry['clip'])} | "
@@ -608,7 +629,7 @@ def main(argv=None) -> int:
     s = report["summary"]
     print(
         f"{s['cases_measured']} cases; {s['targets_checked'] - s['targets_missed']}/{s['targets_checked']} "
-        f"target checks met ({s['targets_missed_beyond_noise']} missed beyond A/A noise); wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}"
+        f"target checks met ({s['targets_missed_beyond_noise']} missed beyond what the run resolves); wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}"
     )
     suite = report["suite"]
     if suite["ci_profile"]:

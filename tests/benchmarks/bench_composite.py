@@ -13,20 +13,28 @@ Implementations (the `impl` parameter):
     tfrs           tensorflow_recommenders' CompositeOptimizer over them
     keras3_direct  Keras 3 SGD sub-optimizers (TensorFlow backend), each on its group
     keras3_multi   keras.optimizers.MultiOptimizer over the Keras 3 sub-optimizers
-    direct_again   a second, separately built `direct` (no-clip cases only): an A/A
-                   control whose ratio to `direct` is the noise floor of the case
+    direct_again   `direct` again, built separately (no-clip cases only): an A/A control
+                   whose ratio to `direct` should be 1.0 within its interval
 
 Modes: `eager` calls `apply_gradients` / `apply` from Python; `function` calls a
 `tf.function` traced once in setup (after one eager step has created every slot, so
 it traces once); only steady-state calls are timed, and the trace count is checked
 afterwards.
 
-Paired baselines. A shared 2-core machine's load drifts over seconds, so a ratio of
-two benchmarks taken a minute apart is mostly drift. Every case's baseline steps
-(`direct`; also `keras3_direct` for `keras3_multi`) are therefore built once, kept for
-the case's later tests, and run untimed by pytest-benchmark in the `setup` of every
-round, right before the timed step; `extra_info["paired"]` holds their times and the
-ratios over those rounds. `python -m reports.benchmarks` reports those ratios.
+Paired rounds. A shared 2-core machine's load drifts over seconds, so a ratio of two
+benchmarks taken a minute apart is mostly drift. Every round of a test therefore runs the
+step and its baselines (`reference` for `direct`; `direct` and `tfrs` for `reference`;
+`keras3_direct` for `keras3_multi`; `direct` for the others) once each, in a random order,
+each timed by the same code in the same loop, so neither drift nor position favours a side.
+pytest-benchmark times the whole round; the step's own times are in `extra_info`, and
+`extra_info["paired"]` holds the ratios.
+
+Instances. Identically built steps differ by a few percent and keep that difference, so a
+case builds COPIES instances of every implementation after one spare, untimed build: copy c
+of each in block c, side by side, odd blocks in reverse order. Round r runs copy r % COPIES
+of the step and of each baseline; a ratio is the geometric mean of the per-copy-pair ratios
+of mean CPU time, with a 95% t-interval over the pairs (`ci95_cpu_mean`). `direct_again`
+against `direct` under the same protocol checks that interval: it should hold 1.0.
 
 Each case also records the process CPU time of every timed call (`cpu_*`: other
 processes inflate wall time far more than CPU time), the part of it spent in Python's
@@ -36,7 +44,7 @@ count of the traced graph by op type (`graph_ops`): the steady-state work, free 
 timing noise. Rounds are planned from one untimed call so that a case takes about
 `BUDGET_S[mode]` (at least `MIN_ROUNDS[mode]` rounds).
 
-Run (about 15 min on an idle 2-core machine, more under load):
+Run (about 30 min on an idle 2-core machine, more under load):
 
     pytest -o addopts="" tests/benchmarks --benchmark-json=bench.json
     python -m reports.benchmarks bench.json
@@ -49,6 +57,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import random
 import time
 from typing import Any, Callable, Optional
 
@@ -77,7 +86,7 @@ LEARNING_RATE = 1e-3
 # Seconds of rounds (baselines included) per case, and the fewest rounds, by mode. Eager
 # cases run longer: a full GC collection comes every few (4096 variables) to few dozen
 # (512) steps, and an average over too few steps would miss or overweight it.
-BUDGET_S = {"function": 1.0, "eager": 3.0}
+BUDGET_S = {"function": 2.0, "eager": 3.0}
 MIN_ROUNDS = {"function": 8, "eager": 10}
 MAX_ROUNDS = 1000
 SLOW_ROUND_S, SLOW_MIN_ROUNDS = 5.0, 4  # Keras 3's eager 4096-variable rounds take several seconds.
@@ -114,7 +123,7 @@ def _not_applicable(impl: str, n_vars: int, n_groups: int, clip) -> str | None:
 
 
 def _cases():
-    # A case's tests run back to back, its baselines first: the later tests pair with them.
+    # A case's tests run back to back: the first builds the case's instances, the rest reuse them.
     for mode in MODES:
         for n_vars in N_VARS:
             for n_groups in N_GROUPS:
@@ -282,24 +291,73 @@ def _prepare(mode: str, n_vars: int, n_groups: int, clip, impl: str) -> Prepared
     return Prepared(step, traced, traces, graph_ops, first_call_s, probe_s)
 
 
-# Baselines of the case being run, kept so the case's later tests pair with them.
-BASELINE_IMPLS = ("direct", "keras3_direct")
+# Instances. Two identically built steps differ by a few percent in steady-state speed, and
+# the difference stays with the instance (measured: 512 variables in tf.function, identical
+# `direct` instances 0.97-1.04 of their mean over 100 interleaved rounds; the first one built
+# in a process slowest; at 512 variables with clipping, the same build position made the same
+# copy 10% slower in two runs). A ratio of two single instances is therefore mostly that
+# luck. Each case instead builds COPIES instances of every implementation after one spare
+# build, copy c of each in block c, so a pair of copies built side by side shares the luck
+# of its position; a ratio is the geometric mean over copy pairs, with a confidence interval
+# from their spread.
+COPIES = 4
+# The comparisons measured within a round (numerator -> denominators). `reference` also pairs
+# with `tfrs`, so reference/tfrs has its own paired rounds and interval.
 PAIRED_WITH = {
-    "reference": ("direct",),
+    # `direct` too runs beside another step, so that its own times (the scaling table) come
+    # from the same interleaved rounds as everyone else's: alone, it would run cache-warm.
+    "direct": ("reference",),
+    "reference": ("direct", "tfrs"),
     "tfrs": ("direct",),
     "keras3_direct": ("direct",),
     "keras3_multi": ("keras3_direct",),  # Against direct: via keras3_direct's own pairing.
     "direct_again": ("direct",),
 }
-_baselines: dict = {}
+# Two-sided 95% quantiles of Student's t by degrees of freedom (COPIES - 1).
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def _baseline(case: tuple, impl: str) -> Prepared:
-    if any(key[:-1] != case for key in _baselines):
-        _baselines.clear()  # A new case: drop the previous case's steps.
-    if (*case, impl) not in _baselines:  # Normally built by the baseline's own test, run first.
-        _baselines[(*case, impl)] = _prepare(*case, impl)
-    return _baselines[(*case, impl)]
+@dataclasses.dataclass
+class Pool:
+    """Every applicable implementation of one case, COPIES instances each, warmed up."""
+
+    case: tuple
+    copies: dict  # impl -> [Prepared] * COPIES
+    build_order: list  # [(impl, copy index)], as built
+    spare: Prepared  # Built first and never timed: the first build of a size runs slow.
+    build_s: float
+
+
+_pool: list = []  # The current case's Pool (one at a time: instances hold graphs and variables).
+
+
+def _case_pool(case: tuple) -> Pool:
+    if _pool and _pool[0].case == case:
+        return _pool[0]
+    _pool.clear()  # A new case: drop the previous case's instances first.
+    gc.collect()
+    started = time.perf_counter()
+    impls = [impl for impl in IMPLS if _not_applicable(impl, *case[1:]) is None]
+    # Copy c of every implementation is built in block c, next to the copies it is paired
+    # with; odd blocks reverse the order, so of any two implementations each is built first
+    # in half the blocks (a step built later in a process tends to run faster).
+    order = [(impl, copy) for copy in range(COPIES) for impl in (impls if copy % 2 == 0 else impls[::-1])]
+    spare = _prepare(*case, "direct")
+    copies: dict = {impl: [None] * COPIES for impl in impls}
+    for impl, copy in order:
+        copies[impl][copy] = _prepare(*case, impl)
+    _pool.append(Pool(case, copies, order, spare, time.perf_counter() - started))
+    return _pool[0]
+
+
+def _interval(ratios: np.ndarray) -> tuple:
+    """Geometric mean of per-copy ratios and its 95% t-interval (over copies, on the log scale)."""
+    logs = np.log(ratios)
+    centre = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return centre, None
+    half = T_975[len(logs) - 1] * logs.std(ddof=1) / np.sqrt(len(logs))
+    return centre, [float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))]
 
 
 class _GcClock:
@@ -333,7 +391,7 @@ def _warm_tensorflow():
     gc.callbacks.append(_gc_clock)
     yield
     gc.callbacks.remove(_gc_clock)
-    _baselines.clear()
+    _pool.clear()
 
 
 # ------------------------------------------------------------------ the benchmark
@@ -341,52 +399,67 @@ def _warm_tensorflow():
 
 @pytest.mark.parametrize("mode,n_vars,n_groups,clip,impl", list(_cases()))
 def test_step(benchmark, mode, n_vars, n_groups, clip, impl):
-    started = time.perf_counter()
     case = (mode, n_vars, n_groups, clip)
-    if impl in BASELINE_IMPLS:
-        _baselines.pop((*case, impl), None)
-    pairs = {name: _baseline(case, name) for name in PAIRED_WITH.get(impl, ())}
-    prepared = _baseline(case, impl) if impl in BASELINE_IMPLS else _prepare(*case, impl)
-    setup_s = time.perf_counter() - started
+    pool = _case_pool(case)  # Built by the case's first test; reused by the rest.
+    copies = pool.copies[impl]
+    bases = {name: pool.copies[name] for name in PAIRED_WITH.get(impl, ()) if name in pool.copies}
+    # Positions: each round runs the step and its baselines once each, in a random order, all
+    # timed the same way from the same loop. (Timing only the step through pytest-benchmark's
+    # runner and its baselines in setup/teardown biased the step's side by about 1%:
+    # measured as direct_again/direct 1.010-1.015 over three runs.)
+    rng = random.Random(repr((case, impl)))
+    # Per round: the copy index, and (wall, CPU, CPU in the cyclic GC, full collections) of each step.
+    records: list = []
 
-    # Per call: wall seconds, process CPU seconds, CPU seconds inside the cyclic GC, full collections.
-    samples: list = []
-    pair_samples: dict = {name: [] for name in pairs}
-
-    def _time(step, into):
+    def _time(step) -> tuple:
         full_started, gc_started = _gc_clock.full_collections, _gc_clock.total_s
         cpu_started, wall_started = time.process_time(), time.perf_counter()
         step()
         wall = time.perf_counter() - wall_started
         cpu = time.process_time() - cpu_started
-        into.append((wall, cpu, _gc_clock.total_s - gc_started, _gc_clock.full_collections - full_started))
+        return (wall, cpu, _gc_clock.total_s - gc_started, _gc_clock.full_collections - full_started)
 
-    def run_baselines():  # Untimed by pytest-benchmark: the round's setup.
-        for name, paired in pairs.items():
-            _time(paired.step, pair_samples[name])
+    steps = {impl: copies, **bases}
 
-    def timed_step():
-        _time(prepared.step, samples)
+    def one_round():  # What pytest-benchmark times: the step and its baselines.
+        copy = len(records) % COPIES
+        order = list(steps)
+        rng.shuffle(order)
+        record = {"copy": copy}
+        for name in order:
+            record[name] = _time(steps[name][copy].step)
+        records.append(record)
 
-    round_s = prepared.probe_s + sum(paired.probe_s for paired in pairs.values())
-    rounds = _plan(mode, round_s)
-    tracked_objects = len(gc.get_objects()) if mode == "eager" else None  # What a full collection scans.
-    warmup_rounds = 1 if round_s < 0.05 else 0  # Slow cases are warm from the untimed calls.
-    benchmark.group = f"{mode} n_vars={n_vars} n_groups={n_groups} clip={clip}"
-    benchmark.pedantic(
-        timed_step, setup=run_baselines if pairs else None, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds
+    round_s = float(np.mean([c.probe_s for c in copies])) + sum(
+        float(np.mean([c.probe_s for c in base])) for base in bases.values()
     )
-    if prepared.traced is not None:
-        assert prepared.traced.experimental_get_tracing_count() == prepared.traces, "retraced while timed"
+    rounds = COPIES * -(-_plan(mode, round_s) // COPIES)  # Every copy the same number of rounds.
+    tracked_objects = len(gc.get_objects()) if mode == "eager" else None  # What a full collection scans.
+    warmup_rounds = COPIES if round_s < 0.05 else 0  # Slow cases are warm from the untimed calls.
+    benchmark.group = f"{mode} n_vars={n_vars} n_groups={n_groups} clip={clip}"
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
+    for c in copies:
+        if c.traced is not None:
+            assert c.traced.experimental_get_tracing_count() == c.traces, "retraced while timed"
 
-    wall, cpu, in_gc, full = np.array(samples[-rounds:]).T  # Without the warm-up round.
+    records = records[-rounds:]  # Without the warm-up rounds.
+    copy_of = np.array([r["copy"] for r in records])
+    wall, cpu, in_gc, full = np.array([r[impl] for r in records]).T
     paired = {}
-    for name in pairs:
-        base_wall, base_cpu, base_gc, base_full = np.array(pair_samples[name][-rounds:]).T
+    for name in bases:
+        base_wall, base_cpu, base_gc, base_full = np.array([r[name] for r in records]).T
+        per_copy_cpu = np.array([cpu[copy_of == c].sum() / base_cpu[copy_of == c].sum() for c in range(COPIES)])
+        per_copy_wall = np.array([wall[copy_of == c].sum() / base_wall[copy_of == c].sum() for c in range(COPIES)])
+        ratio_cpu, ci_cpu = _interval(per_copy_cpu)
+        ratio_wall, ci_wall = _interval(per_copy_wall)
         paired[name] = {
-            # Ratio of means: a step's average cost, occasional full GC collections included.
-            "ratio_cpu_mean": float(cpu.sum() / base_cpu.sum()),
-            "ratio_wall_mean": float(wall.sum() / base_wall.sum()),
+            # Per copy pair, the ratio of mean step costs (occasional full GC collections
+            # included); over copy pairs, their geometric mean and its 95% interval.
+            "ratio_cpu_mean": ratio_cpu,
+            "ci95_cpu_mean": ci_cpu,
+            "per_copy_cpu_mean": per_copy_cpu.tolist(),
+            "ratio_wall_mean": ratio_wall,
+            "ci95_wall_mean": ci_wall,
             # Median of per-round ratios: the typical step.
             "ratio_cpu_median": float(np.median(cpu / base_cpu)),
             "ratio_wall_median": float(np.median(wall / base_wall)),
@@ -404,6 +477,12 @@ def test_step(benchmark, mode, n_vars, n_groups, clip, impl):
         n_groups=n_groups,
         global_clipnorm=clip,
         width=WIDTH,
+        # The step's own times (pytest-benchmark's statistics time whole rounds).
+        wall_median_s=float(np.median(wall)),
+        wall_min_s=float(wall.min()),
+        wall_mean_s=float(wall.mean()),
+        wall_stddev_s=float(wall.std(ddof=1)) if len(wall) > 1 else 0.0,
+        wall_iqr_s=float(np.subtract(*np.percentile(wall, [75, 25]))),
         cpu_median_s=float(np.median(cpu)),
         cpu_min_s=float(cpu.min()),
         cpu_mean_s=float(cpu.mean()),
@@ -411,8 +490,10 @@ def test_step(benchmark, mode, n_vars, n_groups, clip, impl):
         gc_full_per_step=float(full.mean()),
         gc_tracked_objects=tracked_objects,
         paired=paired,
-        first_call_s=round(prepared.first_call_s, 4),
-        setup_s=round(setup_s, 2),
-        traces=prepared.traces,
-        graph_ops=prepared.graph_ops,
+        copies=COPIES,
+        build_position=[pool.build_order.index((impl, c)) for c in range(COPIES)],
+        first_call_s=round(float(np.mean([c.first_call_s for c in copies])), 4),
+        pool_build_s=round(pool.build_s, 2),
+        traces=copies[0].traces,
+        graph_ops=copies[0].graph_ops,
     )
