@@ -187,9 +187,16 @@ def _requirement_ids(item):
 # The checks marked `broad` (one per area: whole steps against the oracle) catch most faults of
 # their area, so they run before the narrower ones, in file order: with `-x` a faulty
 # implementation is rejected after a few seconds of checks instead of after whatever modules sort
-# before its fault. The order changes no verdict: every check still runs without `-x`.
+# before its fault. Of those, the ones that need replicas go first: on several replicas they are
+# what that device adds, and on one they are not applicable at once. The order changes no
+# verdict: every check still runs without `-x`.
+def _run_order(item) -> tuple:
+    needs = {name for mark in item.iter_markers("needs") for name in mark.args}
+    return (item.get_closest_marker("broad") is None, "replicas" not in needs)
+
+
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.get_closest_marker("broad") is None)  # Stable: file order kept.
+    items.sort(key=_run_order)  # Stable: file order kept within each part.
     expected = config.stash[_EXPECTED]
     known = {check_id(item) for item in items}
     stale = sorted(set(expected) - known)

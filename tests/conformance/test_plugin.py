@@ -17,8 +17,8 @@ def test_shrink_limits_reach_hypothesis():
 
 
 def test_broad_checks_run_first_in_file_order():
-    """The plugin puts every check marked `broad` before the others (so `-x` rejects early),
-    keeping file order within each part."""
+    """The plugin puts every check marked `broad` before the others (so `-x` rejects early), the
+    two that need replicas first of all, keeping file order within each part."""
     import ast
     import pathlib
     import subprocess
@@ -37,5 +37,6 @@ def test_broad_checks_run_first_in_file_order():
     ids = [line.split("[")[0] for line in done.stdout.splitlines() if "::" in line]
     ids = list(dict.fromkeys(ids))  # Parametrized checks appear once per case.
     assert set(ids[:len(broad)]) == broad, done.stdout[-2000:]
+    assert all("test_distribution.py" in i for i in ids[:2]), "the broad checks that need replicas come first"
     rest = ids[len(broad):]
     assert rest == sorted(rest, key=lambda i: i.split("::")[0]), "the other checks left file order"
