@@ -44,7 +44,7 @@ count of the traced graph by op type (`graph_ops`): the steady-state work, free 
 timing noise. Rounds are planned from one untimed call so that a case takes about
 `BUDGET_S[mode]` (at least `MIN_ROUNDS[mode]` rounds).
 
-Run (about 30 min on an idle 2-core machine, more under load):
+Run (about 35 min on an idle 2-core machine, more under load):
 
     pytest -o addopts="" tests/benchmarks --benchmark-json=bench.json
     python -m reports.benchmarks bench.json
