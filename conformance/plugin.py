@@ -184,6 +184,10 @@ def _requirement_ids(item):
     return ids
 
 
+def _needed_capabilities(item):
+    return [name for mark in item.iter_markers("needs") for name in mark.args]
+
+
 # The checks marked `broad` (one per area: whole steps against the oracle) catch most faults of
 # their area, so they run before the narrower ones, in file order: with `-x` a faulty
 # implementation is rejected after a few seconds of checks instead of after whatever modules sort
@@ -191,8 +195,7 @@ def _requirement_ids(item):
 # what that device adds, and on one they are not applicable at once. The order changes no
 # verdict: every check still runs without `-x`.
 def _run_order(item) -> tuple:
-    needs = {name for mark in item.iter_markers("needs") for name in mark.args}
-    return (item.get_closest_marker("broad") is None, "replicas" not in needs)
+    return (item.get_closest_marker("broad") is None, "replicas" not in _needed_capabilities(item))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -212,8 +215,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_runtest_setup(item):
     impl = item.config.stash[_IMPL]
-    for mark in item.iter_markers("needs"):
-        impl.require(*mark.args)
+    impl.require(*_needed_capabilities(item))
     if any(requirements.get(r).scope == "tf_keras" for r in _requirement_ids(item)):
         impl.require("tf_keras_api")
 

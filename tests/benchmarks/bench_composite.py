@@ -462,13 +462,14 @@ def test_step(benchmark, mode, n_vars, n_groups, clip, impl):
     paired = {}
     for name in bases:
         base_wall, base_cpu, base_gc, base_full = np.array([r[name] for r in records]).T
-        per_copy_cpu = np.array([cpu[copy_of == c].sum() / base_cpu[copy_of == c].sum() for c in range(COPIES)])
-        per_copy_wall = np.array([wall[copy_of == c].sum() / base_wall[copy_of == c].sum() for c in range(COPIES)])
-        own, base_own = cpu - in_gc, base_cpu - base_gc
-        per_copy_nogc = np.array([own[copy_of == c].sum() / base_own[copy_of == c].sum() for c in range(COPIES)])
+
+        def per_copy(step_times, base_times):  # Per copy pair: the ratio of their mean times.
+            return np.array([step_times[copy_of == c].sum() / base_times[copy_of == c].sum() for c in range(COPIES)])
+
+        per_copy_cpu = per_copy(cpu, base_cpu)
         ratio_cpu, ci_cpu = _interval(per_copy_cpu)
-        ratio_nogc, ci_nogc = _interval(per_copy_nogc)
-        ratio_wall, ci_wall = _interval(per_copy_wall)
+        ratio_nogc, ci_nogc = _interval(per_copy(cpu - in_gc, base_cpu - base_gc))
+        ratio_wall, ci_wall = _interval(per_copy(wall, base_wall))
         paired[name] = {
             # Per copy pair, the ratio of mean step costs (occasional full GC collections
             # included); over copy pairs, their geometric mean and its 95% interval.
