@@ -258,11 +258,50 @@ class Adapter(Protocol):
         """Rebuild a composite from `Instance.config()` over fresh variables grouped as given."""
 
 
+# The device grammar, shared by the command line (validated before any check runs) and adapters.
+# kind -> (what the number counts, its smallest value); kinds without a number take none.
+DEVICE_KINDS: Mapping[str, Optional[Tuple[str, int]]] = {
+    "cpu": None,
+    "gpu": None,
+    "tpu": None,
+    "replicas": ("replicas of tf.distribute.MirroredStrategy in one process", 1),
+    "workers": ("worker processes of tf.distribute.MultiWorkerMirroredStrategy", 1),
+    "ps": ("worker processes of tf.distribute.ParameterServerStrategy (with 2 parameter servers)", 1),
+}
+DEVICE_SYNTAX = "cpu, gpu, tpu, replicas:N, workers:N or ps:N (N a whole number >= 1)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """A parsed `--device` value: its kind and, for the distributed kinds, its count."""
+
+    kind: str
+    count: int = 1
+
+    def __str__(self) -> str:
+        return self.kind if DEVICE_KINDS[self.kind] is None else f"{self.kind}:{self.count}"
+
+
+def parse_device(device: str) -> Device:
+    """`Device` for a `--device` string; ValueError naming the value and the accepted forms."""
+    kind, sep, number = str(device).partition(":")
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"--device {device!r}: unknown device; accepted: {DEVICE_SYNTAX}")
+    counted = DEVICE_KINDS[kind]
+    if counted is None:
+        if sep:
+            raise ValueError(f"--device {device!r}: {kind} takes no count; accepted: {DEVICE_SYNTAX}")
+        return Device(kind)
+    if not number.isdigit() or int(number) < counted[1]:
+        raise ValueError(f"--device {device!r}: {kind}:N needs N, the number of {counted[0]}, "
+                         f"a whole number >= {counted[1]}")
+    return Device(kind, int(number))
+
+
 def replicas_of(device: str) -> int:
     """The replica count of a device string: N for "replicas:N", else 1."""
-    if device.startswith("replicas:"):
-        return int(device.split(":", 1)[1])
-    return 1
+    parsed = parse_device(device)
+    return parsed.count if parsed.kind == "replicas" else 1
 
 
 def load_adapter(obj: Any) -> Adapter:
