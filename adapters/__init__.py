@@ -21,27 +21,39 @@ BUNDLED = {
     "keras-torch": "adapters.keras3:KerasTorchAdapter",
     "torchrec": "adapters.torchrec:TorchrecAdapter",
 }
+# name -> the top-level packages its adapter imports, looked up (not imported) before a run starts.
+FRAMEWORKS = {
+    "reference": ("tensorflow", "tf_keras"),
+    "tfrs": ("tensorflow", "tf_keras", "tensorflow_recommenders"),
+    "optax": ("jax", "optax"),
+    "keras": ("keras", "tensorflow"),
+    "keras-jax": ("keras", "jax"),
+    "keras-torch": ("keras", "torch"),
+    "torchrec": ("torch", "torchrec", "fbgemm_gpu"),
+}
 
 
-def resolve(spec: str) -> Any:
-    """An adapter for `spec`: a bundled name, or `MODULE:ATTR` importable from sys.path.
+def resolve(spec: Any) -> Any:
+    """An adapter for `spec`: a bundled name, `MODULE:ATTR` importable from sys.path, or the object.
 
     `ATTR` is an adapter (class or instance) or a tf_keras legacy optimizer class with
     TFRS's constructor signature, which the tf_keras adapter then drives.
     """
-    target = BUNDLED.get(spec, spec)
-    if ":" not in target:
-        known = ", ".join(sorted(BUNDLED))
-        raise ValueError(f"--impl {spec!r} is neither a bundled adapter ({known}) nor MODULE:ATTR.")
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    obj = module
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    if isinstance(spec, str):
+        target = BUNDLED.get(spec, spec)
+        if ":" not in target:
+            known = ", ".join(sorted(BUNDLED))
+            raise ValueError(f"--impl {spec!r} is neither a bundled adapter ({known}) nor MODULE:ATTR.")
+        module_name, _, attr = target.partition(":")
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    else:  # The object itself (a port's conftest.py may name its adapter directly).
+        obj = spec
     if _is_tf_keras_optimizer_class(obj):
         from adapters.tf_keras import TfKerasAdapter
 
-        return TfKerasAdapter(obj, name=spec)
+        return TfKerasAdapter(obj, name=spec if isinstance(spec, str) else f"{obj.__module__}:{obj.__qualname__}")
     return load_adapter(obj)
 
 
@@ -56,4 +68,4 @@ def _is_tf_keras_optimizer_class(obj: Any) -> bool:
     return issubclass(obj, tf_keras.optimizers.legacy.Optimizer)
 
 
-__all__ = ["BUNDLED", "PROTOCOL_VERSION", "resolve"]
+__all__ = ["BUNDLED", "FRAMEWORKS", "PROTOCOL_VERSION", "resolve"]

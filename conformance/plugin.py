@@ -9,12 +9,15 @@ expectations file into expected failures; and records every check's verdict for 
 from __future__ import annotations
 
 import datetime
-import logging
 import json
+import logging
 import os
 import pathlib
 import re
+import shlex
+import shutil
 import sys
+import tempfile
 import time
 import tomllib
 from collections import Counter
@@ -26,11 +29,12 @@ from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, replicas_of
-from conformance import __version__, requirements, run_name, tolerances
+from conformance import __version__, isolation, requirements, run_name, tolerances
 from conformance.strategies import Capabilities
 from reports import schema
 
 NOT_APPLICABLE_PREFIX = "not applicable: "
+TESTS = pathlib.Path(__file__).resolve().parent / "tests"
 PROFILES = ("dev", "ci", "thorough")
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -93,13 +97,26 @@ class Implementation:
 
 def pytest_addoption(parser):
     group = parser.getgroup("conformance")
-    group.addoption("--impl", default="reference", help="bundled adapter name or MODULE:ATTR")
-    group.addoption("--device", default="cpu", help="cpu, gpu, tpu or replicas:N")
+    group.addoption("--impl", default=None,
+                    help="bundled adapter name or MODULE:ATTR (default: the conftest's "
+                         "pytest_conformance_implementation, else reference)")
+    group.addoption("--device", default="cpu", help="cpu, gpu, tpu, replicas:N, workers:N or ps:N")
     group.addoption("--profile", default="ci", choices=PROFILES, help="hypothesis profile")
     group.addoption("--expectations", default=None, help="TOML file of expected failures")
     group.addoption("--report-dir", default=None, help="where the JSON report is written")
+    group.addoption("--replace-report", action="store_true",
+                    help="write a partial run's report under the full run's name")
     group.addoption("--no-shrink", action="store_true",
                     help="report the first failing example as found, without minimising it (fast rejection)")
+    # Set by `python -m conformance`, which names the checks itself; without it the plugin is a
+    # port's own pytest run (`pytest_plugins = ["conformance.plugin"]`) and adds the checks.
+    group.addoption("--conformance-runner", action="store_true", help="(set by python -m conformance)")
+
+
+def pytest_addhooks(pluginmanager):
+    from conformance import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 # Hypothesis shrinks up to 500 times or 5 minutes. A CI run must reject a faulty implementation
@@ -108,6 +125,46 @@ def pytest_addoption(parser):
 # defaults. The first few improvements are cheap and remove most of an example; the last ones of
 # 40 took 100 s of 118 on one canary, so ci stops after 8 (`tests/benchmarks/bench_suite.py`).
 SHRINK_LIMITS = {"dev": (40, 120), "ci": (8, 30), "thorough": (500, 300)}  # (shrinks, seconds)
+# The per-check time limit when neither --timeout nor the `timeout` ini value sets one: about ten
+# times the slowest check of the profile on a loaded 2-core machine.
+TIMEOUTS = {"dev": 60.0, "ci": 120.0, "thorough": 900.0}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    # Before pytest-timeout reads its settings (in its pytest_configure).
+    if getattr(config.option, "timeout", None) is None and not config.getini("timeout"):
+        config.option.timeout = TIMEOUTS[config.getoption("--profile")]
+    # Our timer (isolation.Watchdog) ends the process from a thread, as pytest-timeout's thread
+    # method does; say so in the header rather than "signal".
+    if not getattr(config.option, "timeout_method", None) and not config.getini("timeout_method"):
+        config.option.timeout_method = "thread"
+
+
+def _distributing(config) -> bool:
+    """True in the controller of a pytest-xdist run: the checks run in worker processes, and this
+    process only gathers their reports (it never imports the implementation's framework)."""
+    return (not hasattr(config, "workerinput") and not config.option.collectonly
+            and getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None)))
+
+
+def _runs_checks(config) -> bool:
+    return not _distributing(config)
+
+
+def _impl_spec(config):
+    spec = config.getoption("--impl")
+    if spec is None:
+        spec = config.hook.pytest_conformance_implementation(config=config)
+    return "reference" if spec is None else spec
+
+
+def spec_name(spec) -> str:
+    """A spec as reports name it: the string given, or MODULE:QUALNAME of an object."""
+    if isinstance(spec, str):
+        return spec
+    target = spec if isinstance(spec, type) or callable(spec) else type(spec)
+    return f"{target.__module__}:{getattr(target, '__qualname__', type(target).__name__)}"
 
 
 def pytest_configure(config):
@@ -124,28 +181,62 @@ def pytest_configure(config):
         engine.MAX_SHRINKS = 0
     # Framework warnings (tf_keras warns on every None gradient, as ROUTE-2 says) drown the report.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    try:
-        impl = Implementation(config.getoption("--impl"), config.getoption("--device"))
-    except DeviceUnavailable as exc:
-        pytest.exit(f"conformance: requested device is not available: {exc}", returncode=2)
-    config.stash[_IMPL] = impl
+    spec = _impl_spec(config)
+    config.stash[_SPEC] = spec_name(spec)
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_Verdicts(config), "conformance-verdicts")
     config.stash[_EXPECTED] = _load_expectations(config.getoption("--expectations"))
     config.stash[_RESULTS] = {}
     config.stash[_STARTED] = time.time()
+    if not config.getoption("--conformance-runner") and config.args_source != pytest.Config.ArgsSource.ARGS:
+        # A port's own pytest run over its default paths: the suite's checks join its tests.
+        config.args.append(str(TESTS))
+    if _distributing(config):
+        config.stash[_CRASH_DIR] = tempfile.mkdtemp(prefix="conformance-crashes-")
+        return
+    worker = getattr(config, "workerinput", None)
+    crash_dir = worker["conformance_crash_dir"] if worker else tempfile.mkdtemp(prefix="conformance-crashes-")
+    crash = isolation.CrashFile(os.path.join(crash_dir, f"{worker['workerid'] if worker else 'main'}.crash"))
+    config.stash[_CRASH] = crash
+    config.stash[_WATCHDOG] = isolation.Watchdog(
+        crash, check_id, (lambda record: os._exit(isolation.TIMEOUT_EXIT)) if worker else
+        (lambda record: _end_in_process_run(config, record)))
+    try:
+        with isolation.quiet_stderr():
+            config.stash[_IMPL] = Implementation(spec, config.getoption("--device"))
+    except Exception as exc:  # noqa: BLE001 - the adapter's own failure: every check errors with it.
+        config.stash[_IMPL_ERROR] = f"{type(exc).__name__}: {exc}"
 
 
+def pytest_unconfigure(config):
+    if _CRASH in config.stash:
+        config.stash[_CRASH].close()
+    if _CRASH_DIR in config.stash:
+        shutil.rmtree(config.stash[_CRASH_DIR], ignore_errors=True)
+
+
+_SPEC = pytest.StashKey[str]()
 _IMPL = pytest.StashKey[Implementation]()
+_IMPL_ERROR = pytest.StashKey[str]()
+_IMPL_INFO = pytest.StashKey[dict]()
 _EXPECTED = pytest.StashKey[dict]()
 _RESULTS = pytest.StashKey[dict]()
 _STARTED = pytest.StashKey[float]()
+_CRASH = pytest.StashKey[isolation.CrashFile]()
+_CRASH_DIR = pytest.StashKey[str]()
+_WATCHDOG = pytest.StashKey[isolation.Watchdog]()
+_SELECTED = pytest.StashKey[int]()
 
 
 def _load_expectations(path: Optional[str]) -> dict:
     """check id -> {"requirement", "reason"}. Every entry must name a check and give a reason."""
     if not path:
         return {}
-    with open(path, "rb") as handle:
-        data = tomllib.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise pytest.UsageError(f"--expectations {path}: {exc}") from None
     expected = {}
     for entry in data.get("expected_failure", []):
         if not entry.get("check") or not entry.get("reason"):
@@ -154,17 +245,70 @@ def _load_expectations(path: Optional[str]) -> dict:
     return expected
 
 
+# --------------------------------------------------------------------------- xdist: controller side
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["conformance_crash_dir"] = node.config.stash[_CRASH_DIR]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    node.config.stash[_SELECTED] = len(ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    info = getattr(node, "workeroutput", {}).get("conformance_impl")
+    if info and _IMPL_INFO not in node.config.stash:
+        node.config.stash[_IMPL_INFO] = info
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    """A worker died while running `crashitem`: make it an error that says how (isolation.describe_crash)."""
+    worker = report.node
+    path = os.path.join(worker.config.stash[_CRASH_DIR], f"{worker.gateway.id}.crash")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        text = ""
+    summary, details = isolation.describe_crash(text, _exit_status(worker))
+    report.longrepr = f"{summary}\n\n{details}".rstrip()
+    report.conformance = {"crash": summary}
+
+
+def _exit_status(worker) -> Optional[int]:
+    """The dead worker's exit status (negative: the signal), from execnet's Popen; None if unknown."""
+    popen = getattr(getattr(worker.gateway, "_io", None), "popen", None)
+    if popen is None:
+        return None
+    try:
+        return popen.wait(timeout=10)
+    except Exception:  # noqa: BLE001 - only a better message is at stake.
+        return None
+
+
+# --------------------------------------------------------------------------- where checks run
+
+
 def pytest_report_header(config):
-    impl = config.stash[_IMPL]
-    frameworks = ", ".join(f"{k} {v}" for k, v in sorted(impl.info.items()) if k not in ("implementation", "version"))
-    lines = [
-        f"conformance {__version__}, spec {requirements.spec_version()}",
-        f"implementation: {impl.name} = {impl.info.get('implementation')} {impl.info.get('version')}",
-        f"frameworks: {frameworks}",
-        f"device: {impl.device}; profile: {config.getoption('--profile')}",
-    ]
-    if impl.unsupported:
-        lines.append("not applicable here: " + "; ".join(f"{k} ({v})" for k, v in sorted(impl.unsupported.items())))
+    profile, device = config.getoption("--profile"), config.getoption("--device")
+    lines = [f"conformance {__version__}, spec {requirements.spec_version()}"]
+    if _IMPL in config.stash:
+        impl = config.stash[_IMPL]
+        frameworks = ", ".join(f"{k} {v}" for k, v in sorted(impl.info.items()) if k not in ("implementation", "version"))
+        lines += [f"implementation: {impl.name} = {impl.info.get('implementation')} {impl.info.get('version')}",
+                  f"frameworks: {frameworks}"]
+        if impl.unsupported:
+            lines.append("not applicable here: " + "; ".join(f"{k} ({v})" for k, v in sorted(impl.unsupported.items())))
+    else:
+        workers = len(getattr(config.option, "tx", None) or ()) or 1
+        lines.append(f"implementation: {config.stash[_SPEC]} (in {workers} worker process{'es' * (workers > 1)}; "
+                     "its versions are in the summary)")
+    lines.append(f"device: {device}; profile: {profile}; per-check time limit: {config.option.timeout:g} s")
     return lines
 
 
@@ -188,6 +332,11 @@ def _needed_capabilities(item):
     return [name for mark in item.iter_markers("needs") for name in mark.args]
 
 
+def _is_check(item) -> bool:
+    """A check of this suite (in a port's own run, its own tests are collected beside them)."""
+    return pathlib.Path(str(item.fspath)).parent == TESTS
+
+
 # The checks marked `broad` (one per area: whole steps against the oracle) catch most faults of
 # their area, so they run before the narrower ones, in file order: with `-x` a faulty
 # implementation is rejected after a few seconds of checks instead of after whatever modules sort
@@ -201,11 +350,14 @@ def _run_order(item) -> tuple:
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_run_order)  # Stable: file order kept within each part.
     expected = config.stash[_EXPECTED]
-    known = {check_id(item) for item in items}
+    known = {check_id(item) for item in items if _is_check(item)}
     stale = sorted(set(expected) - known)
-    if stale and not config.getoption("keyword") and not config.getoption("markexpr"):
+    # `python -m conformance` checked the file before starting; a port's own run checks it here.
+    if stale and not hasattr(config, "workerinput") and not config.getoption("keyword") and not config.getoption("markexpr"):
         raise pytest.UsageError(f"expectations file lists checks that do not exist: {stale}")
     for item in items:
+        if not _is_check(item):
+            continue
         for requirement_id in _requirement_ids(item):
             requirements.get(requirement_id)  # An unknown id is a bug in the suite: fail loudly.
         entry = expected.get(check_id(item))
@@ -213,11 +365,55 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xfail(reason=f"{entry.get('requirement', '')}: {entry['reason']}", strict=False))
 
 
+def pytest_collection_finish(session):
+    if _runs_checks(session.config):
+        session.config.stash[_SELECTED] = sum(1 for item in session.items if _is_check(item))
+
+
 def pytest_runtest_setup(item):
-    impl = item.config.stash[_IMPL]
+    if not _is_check(item):
+        return
+    config = item.config
+    if _CRASH in config.stash:
+        config.stash[_CRASH].reset()
+    if _IMPL_ERROR in config.stash:
+        raise RuntimeError(f"the implementation {config.stash[_SPEC]!r} could not be set up: {config.stash[_IMPL_ERROR]}")
+    impl = config.stash[_IMPL]
     impl.require(*_needed_capabilities(item))
     if any(requirements.get(r).scope == "tf_keras" for r in _requirement_ids(item)):
         impl.require("tf_keras_api")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item, settings):
+    watchdog = item.config.stash.get(_WATCHDOG, None)
+    if watchdog is None or not _is_check(item):
+        return None  # pytest-timeout's own timer.
+    watchdog.arm(item, settings.timeout)
+    return True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_cancel_timer(item):
+    watchdog = item.config.stash.get(_WATCHDOG, None)
+    if watchdog is None or not _is_check(item):
+        return None
+    watchdog.cancel()
+    return True
+
+
+def _end_in_process_run(config, record: dict) -> None:
+    """A check timed out with no worker process to lose (a port's run without pytest-xdist): its
+    error and the results so far go into a partial report, then the process ends."""
+    summary, details = isolation.describe_crash(json.dumps(record), None)
+    results = config.stash[_RESULTS]
+    results[record["check"]] = {**_new_record(record["check"], None, []), "status": schema.ERROR,
+                                "message": f"{summary}\n\n{details}"}
+    _write_reports(config, partial_reason=f"ended by a check's timeout ({record['check']}); run with -n 1 "
+                                          "(pytest-xdist) so that the run goes on without it")
+    sys.stderr.write(f"\nconformance: {record['check']}: {summary}\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 # Reasons of the generated examples the current check had to reject as inexpressible.
@@ -268,70 +464,187 @@ _BLOB = re.compile(r"(@reproduce_failure\([^)]*\))")
 _PASSING = re.compile(r"(\d+) passing,")
 
 
+def _python() -> str:
+    """How the reproduce command names this interpreter: `python` when that is this one."""
+    found = shutil.which("python")
+    if found and os.path.realpath(found) == os.path.realpath(sys.executable):
+        return "python"
+    return shlex.quote(sys.executable)
+
+
 def _reproduce(config, item, blob: Optional[str]) -> str:
-    impl = config.stash[_IMPL]
-    command = (f"python -m conformance --impl {impl.spec} --device {impl.device} "
-               f"--profile {config.getoption('--profile')} -k {item.name}")
+    """A command that reruns just this check, as printed: quoted, with the run's options and PYTHONPATH."""
+    env = f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} " if os.environ.get("PYTHONPATH") else ""
+    if not config.getoption("--conformance-runner"):
+        return f"{env}{_python()} -m pytest {shlex.quote(item.nodeid)}"
+    words = ["--impl", config.stash[_SPEC], "--device", config.getoption("--device"),
+             "--profile", config.getoption("--profile")]
     if config.getoption("--expectations"):
-        command += f" --expectations {config.getoption('--expectations')}"
+        words += ["--expectations", config.getoption("--expectations")]
+    if config.option.timeout != TIMEOUTS[config.getoption("--profile")]:
+        words += [f"--timeout={config.option.timeout:g}"]
     seed = config.getoption("hypothesis_seed", None)
     if seed is not None:
-        command += f" --hypothesis-seed={seed}"
+        words += [f"--hypothesis-seed={seed}"]
+    words += ["--check", check_id(item)]
+    command = f"{env}{_python()} -m conformance " + " ".join(shlex.quote(str(w)) for w in words)
     return command + (f"   # or decorate the test with {blob}" if blob else "")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Where the check ran: what only the item knows goes onto the report (`report.conformance`,
+    plain data, so pytest-xdist carries it to the controller), which keeps the verdicts."""
     report = (yield).get_result()
+    if not _is_check(item):
+        return
     config = item.config
-    results = config.stash[_RESULTS]
-    record = results.setdefault(item.nodeid, {
-        "id": check_id(item),
-        "area": item.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"),
-        "requirements": _requirement_ids(item),
-        "status": schema.PASSED, "reason": None, "message": None, "example": None,
-        "reproduce": None, "examples_run": None, "duration_s": 0.0,
-    })
-    record["duration_s"] += report.duration
+    meta = {"id": check_id(item), "area": _area(item.module.__name__), "requirements": _requirement_ids(item)}
     if report.when == "teardown":
         stats = getattr(item, "hypothesis_statistics", None)
         if stats:
-            record["examples_run"] = sum(int(n) for n in _PASSING.findall(stats))
+            meta["examples_run"] = sum(int(n) for n in _PASSING.findall(stats))
         rejected = item.stash.get(_REJECTED, None)
-        if rejected and record["status"] == schema.PASSED:
-            record["reason"] = f"examples not applicable (rejected, not counted): {_describe(rejected)}"
-    wasxfail = getattr(report, "wasxfail", None)
-    if report.skipped and wasxfail is not None:
-        record.update(status=schema.EXPECTED_FAILURE, reason=wasxfail)
-    elif report.passed and wasxfail is not None and report.when == "call":
-        record.update(status=schema.UNEXPECTED_PASS, reason=wasxfail)
-    elif report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
-        if reason.startswith(NOT_APPLICABLE_PREFIX):
-            record.update(status=schema.NOT_APPLICABLE, reason=reason[len(NOT_APPLICABLE_PREFIX):])
-        else:  # A check may only be left out as not applicable, with its reason.
-            record.update(status=schema.ERROR, message=f"skipped without a not-applicable reason: {reason}")
-    elif report.failed:
+        if rejected:
+            meta["rejected"] = _describe(rejected)
+        if _IMPL in config.stash:
+            config.stash[_IMPL_INFO] = _impl_info(config.stash[_IMPL])
+    if report.failed:
         text = report.longreprtext
         example = _FALSIFYING.search(text)
         blob = _BLOB.search(text)
-        ids = record["requirements"]
-        record.update(
-            status=schema.FAILED if report.when == "call" else schema.ERROR,
-            message="\n".join(line[2:] for line in text.splitlines() if line.startswith("E ")) [:4000] or text[-4000:],
-            example=example.group(1).strip() if example else None,
-            reproduce=_reproduce(config, item, blob.group(1) if blob else None),
-        )
-        spec_lines = [f"{r}: {requirements.get(r).text}" for r in ids]
+        meta["example"] = example.group(1).strip() if example else None
+        meta["reproduce"] = _reproduce(config, item, blob.group(1) if blob else None)
+        spec_lines = [f"{r}: {requirements.get(r).text}" for r in meta["requirements"]]
         report.sections.append((
             "conformance",
-            "Fails " + ", ".join(ids) + "\n" + "\n".join(spec_lines) + f"\nReproduce: {record['reproduce']}",
+            "Fails " + ", ".join(meta["requirements"]) + "\n" + "\n".join(spec_lines) + f"\nReproduce: {meta['reproduce']}",
         ))
+    report.conformance = meta
 
 
-def _report(config, exitstatus) -> dict:
-    impl = config.stash[_IMPL]
+def _area(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[-1].removeprefix("test_")
+
+
+def _impl_info(impl: Implementation) -> dict:
+    return {"name": impl.name, "info": impl.info}
+
+
+def _new_record(check: str, area: Optional[str], requirement_ids: list) -> dict:
+    return {"id": check, "area": area or _area(check.split("::")[0].removesuffix(".py")),
+            "requirements": requirement_ids, "status": schema.PASSED, "reason": None, "message": None,
+            "example": None, "reproduce": None, "examples_run": None, "duration_s": 0.0}
+
+
+class _Verdicts:
+    """Where verdicts are kept: the controller of an xdist run (reports arrive from the workers), or
+    the one process of a run without one. Every phase of a check updates its record."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report):
+        meta = getattr(report, "conformance", None)
+        if meta is None:
+            return  # Not one of the suite's checks (a port's own test in its own run).
+        results = self.config.stash[_RESULTS]
+        record = results.get(report.nodeid)
+        if record is None:
+            check = meta.get("id") or f"{pathlib.Path(report.nodeid.split('::')[0]).name}::{report.nodeid.split('::', 1)[-1]}"
+            record = results[report.nodeid] = _new_record(check, meta.get("area"), meta.get("requirements", []))
+        record["duration_s"] += report.duration
+        if meta.get("examples_run") is not None:
+            record["examples_run"] = meta["examples_run"]
+        if meta.get("rejected") and record["status"] == schema.PASSED and report.when == "teardown":
+            record["reason"] = f"examples not applicable (rejected, not counted): {meta['rejected']}"
+        wasxfail = getattr(report, "wasxfail", None)
+        if report.skipped and wasxfail is not None:
+            record.update(status=schema.EXPECTED_FAILURE, reason=wasxfail)
+        elif report.passed and wasxfail is not None and report.when == "call":
+            record.update(status=schema.UNEXPECTED_PASS, reason=wasxfail)
+        elif report.skipped:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, (tuple, list)) else str(longrepr)
+            reason = reason.removeprefix("Skipped: ")
+            if reason.startswith(NOT_APPLICABLE_PREFIX):
+                record.update(status=schema.NOT_APPLICABLE, reason=reason[len(NOT_APPLICABLE_PREFIX):])
+            else:  # A check may only be left out as not applicable, with its reason.
+                record.update(status=schema.ERROR, message=f"skipped without a not-applicable reason: {reason}")
+        elif report.failed:
+            text = report.longreprtext
+            if meta.get("crash"):  # A dead worker: the whole text is ours (isolation.describe_crash).
+                message = str(report.longrepr)[:4000]
+            else:
+                message = "\n".join(line[2:] for line in text.splitlines() if line.startswith("E "))[:4000] or text[-4000:]
+            record.update(status=schema.FAILED if report.when == "call" else schema.ERROR, message=message,
+                          example=meta.get("example"), reproduce=meta.get("reproduce"))
+
+    @pytest.hookimpl(tryfirst=True)  # Before junitxml writes its file: a partial run's goes elsewhere.
+    def pytest_sessionfinish(self, session, exitstatus):
+        if self.config.stash[_RESULTS]:
+            _write_reports(self.config, partial_reason=_partial_reason(session))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    if _CRASH in session.config.stash:
+        session.config.stash[_CRASH].enable()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if hasattr(config, "workerinput") and _IMPL_INFO in config.stash:
+        config.workeroutput["conformance_impl"] = config.stash[_IMPL_INFO]
+
+
+def _partial_reason(session) -> Optional[str]:
+    """Why this run's report is not a full run's (a selection, or a run stopped early), or None."""
+    config = session.config
+    why = []
+    for option, flag in (("keyword", "-k"), ("markexpr", "-m")):
+        if config.getoption(option):
+            why.append(f"{flag} {config.getoption(option)!r}")
+    if config.getoption("deselect", None):
+        why.append("--deselect " + " ".join(config.getoption("deselect")))
+    if config.getoption("--conformance-runner") and config.args != [str(TESTS)]:
+        why.append("only " + ", ".join(pathlib.Path(a).name for a in config.args))
+    selected = config.stash.get(_SELECTED, None)
+    ran = len(config.stash[_RESULTS])
+    if selected is not None and ran < selected:
+        stop = session.shouldstop or session.shouldfail or "interrupted"
+        why.append(f"{ran} of {selected} selected checks ran ({stop})")
+    return "; ".join(why) or None
+
+
+def report_path(config, partial: bool = False) -> pathlib.Path:
+    directory = pathlib.Path(config.getoption("--report-dir") or pathlib.Path("reports") / "runs")
+    stem = run_name(config.stash[_SPEC], config.getoption("--device"))
+    return directory / f"{stem}{'.partial' if partial and not config.getoption('--replace-report') else ''}.json"
+
+
+def _write_reports(config, partial_reason: Optional[str]) -> None:
+    report = _report(config, partial_reason)
+    path = report_path(config, partial=partial_reason is not None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    config.stash[_REPORT] = (path, report)
+    from _pytest.junitxml import xml_key  # The JUnit file follows the JSON report's name.
+
+    junit = config.stash.get(xml_key, None)
+    if junit is not None and partial_reason is not None and not config.getoption("--replace-report"):
+        junit.logfile = str(path.with_suffix(".xml"))
+
+
+def _implementation(config) -> dict:
+    if _IMPL in config.stash:
+        return _impl_info(config.stash[_IMPL])
+    return config.stash.get(_IMPL_INFO, None) or {"name": config.stash[_SPEC], "info": {}}
+
+
+def _report(config, partial_reason: Optional[str]) -> dict:
+    impl = _implementation(config)
+    info = impl["info"]
     checks = sorted(config.stash[_RESULTS].values(), key=lambda c: c["id"])
     all_requirements = requirements.all_requirements()
     by_requirement: Dict[str, list] = {}
@@ -342,15 +655,18 @@ def _report(config, exitstatus) -> dict:
         "schema_version": schema.SCHEMA_VERSION,
         "suite_version": __version__,
         "spec_version": requirements.spec_version(),
-        "implementation": {"name": impl.name, "implementation": impl.info.get("implementation"),
-                           "version": impl.info.get("version")},
-        "frameworks": {k: v for k, v in impl.info.items() if k not in ("implementation", "version")},
-        "device": impl.device,
+        "implementation": {"name": impl["name"], "implementation": info.get("implementation"),
+                           "version": info.get("version")},
+        "frameworks": {k: v for k, v in info.items() if k not in ("implementation", "version")},
+        "device": config.getoption("--device"),
         "profile": config.getoption("--profile"),
         "seed": "derandomized" if settings.default.derandomize else config.getoption("hypothesis_seed", None),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python -m conformance"] + sys.argv[1:]),
         "expectations": config.getoption("--expectations"),
+        "partial": partial_reason is not None,
+        "partial_reason": partial_reason,
+        "timeout_s": config.option.timeout,
         "summary": schema.summarize(checks),
         "checks": checks,
         "requirements": {
@@ -365,23 +681,6 @@ def _report(config, exitstatus) -> dict:
         },
         "duration_s": round(time.time() - config.stash[_STARTED], 2),
     }
-
-
-def report_path(config) -> pathlib.Path:
-    impl = config.stash[_IMPL]
-    directory = pathlib.Path(config.getoption("--report-dir") or pathlib.Path("reports") / "runs")
-    return directory / f"{run_name(impl.spec, impl.device)}.json"
-
-
-def pytest_sessionfinish(session, exitstatus):
-    config = session.config
-    if _IMPL not in config.stash or not config.stash[_RESULTS]:
-        return
-    report = _report(config, exitstatus)
-    path = report_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    config.stash[_REPORT] = (path, report)
 
 
 _REPORT = pytest.StashKey[tuple]()
@@ -410,8 +709,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         write(f"{check['id']:<{check_width}}{check['status']:<{status_width}}{examples:>8}")
         if check["status"] in (schema.NOT_APPLICABLE, schema.EXPECTED_FAILURE, schema.UNEXPECTED_PASS):
             write(f"    {check['status']}: {check['reason']}")
+        elif check["status"] == schema.ERROR:
+            write(f"    error: {check['message'].splitlines()[0] if check['message'] else ''}")
     unexpected = [c["id"] for c in report["checks"] if c["status"] == schema.UNEXPECTED_PASS]
     if unexpected:
         write(f"UNEXPECTED PASS (remove from the expectations file): {', '.join(unexpected)}")
-    impl = config.stash[_IMPL]
-    write(f"report: {path} ({impl.name} on {impl.device}, profile {report['profile']})")
+    implementation = report["implementation"]
+    frameworks = ", ".join(f"{k} {v}" for k, v in sorted(report["frameworks"].items()))
+    write(f"implementation: {implementation['name']} = {implementation['implementation']} {implementation['version']}"
+          + (f" ({frameworks})" if frameworks else ""))
+    if report["partial"]:
+        write(f"partial run: {report['partial_reason']}")
+    write(f"report: {path} ({implementation['name']} on {report['device']}, profile {report['profile']})")
