@@ -255,7 +255,8 @@ def pytest_configure_node(node):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids):
-    node.config.stash[_SELECTED] = len(ids)
+    root = node.config.rootpath
+    node.config.stash[_SELECTED] = sum(1 for i in ids if (root / i.split("::")[0]).resolve().parent == TESTS)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -582,8 +583,13 @@ class _Verdicts:
 
     @pytest.hookimpl(tryfirst=True)  # Before junitxml writes its file: a partial run's goes elsewhere.
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.config.stash[_RESULTS]:
+        results = self.config.stash[_RESULTS]
+        if results:
             _write_reports(self.config, partial_reason=_partial_reason(session))
+        # pytest-xdist ends a -x run by interrupting it; the verdict is the failure (exit 1), not
+        # an interruption (which `python -m conformance` reports as 130).
+        if exitstatus == pytest.ExitCode.INTERRUPTED and any(r["status"] in schema.FAILING for r in results.values()):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(trylast=True)
@@ -612,7 +618,7 @@ def _partial_reason(session) -> Optional[str]:
     selected = config.stash.get(_SELECTED, None)
     ran = len(config.stash[_RESULTS])
     if selected is not None and ran < selected:
-        stop = session.shouldstop or session.shouldfail or "interrupted"
+        stop = session.shouldstop or session.shouldfail or "stopped early"
         why.append(f"{ran} of {selected} selected checks ran ({stop})")
     return "; ".join(why) or None
 

@@ -7,13 +7,18 @@ Only what must happen once per process, before TensorFlow initialises its device
 - Two logical CPU devices, so `tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])`
   can run real replicas on a CPU-only machine. TensorFlow refuses this once any op
   has run, hence `pytest_configure`.
+- `CONFORMANCE_REPORT_DIR`: the project's own tests never write into the user's reports/runs/.
 - The `requirement` marker: `@pytest.mark.requirement("ROUTE-4", ...)` names the
   reference/SPEC.md ids a test checks.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# Every `python -m conformance` these tests start without --report-dir writes here, never into the
+# user's reports/runs/ (the default, through $CONFORMANCE_REPORT_DIR).
+os.environ["CONFORMANCE_REPORT_DIR"] = tempfile.mkdtemp(prefix="conformance-test-reports-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LOGICAL_CPUS = 2

@@ -38,10 +38,14 @@ class Run:
 
     @property
     def report(self) -> Optional[dict]:
+        """The run's JSON report: a full run's, or (-k, -x, --check) the partial run's beside it."""
         from conformance import run_name
 
-        path = self._report_dir / f"{run_name(self.impl, self.device)}.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        stem = run_name(self.impl, self.device)
+        for path in (self._report_dir / f"{stem}.json", self._report_dir / f"{stem}.partial.json"):
+            if path.exists():
+                return json.loads(path.read_text(encoding="utf-8"))
+        return None
 
     def checks_with(self, *statuses: str) -> list:
         report = self.report
