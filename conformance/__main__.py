@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default="ci", choices=("dev", "ci", "thorough"))
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="per-check time limit; a check over it is an error naming where the implementation "
-                             "was (default per profile: dev 60, ci 120, thorough 900)")
+                             "was (default per profile: dev 300, ci 300, thorough 1800)")
     parser.add_argument("--report-dir", default=os.environ.get("CONFORMANCE_REPORT_DIR", str(pathlib.Path("reports") / "runs")),
                         help="where reports are written (default reports/runs, or $CONFORMANCE_REPORT_DIR)")
     parser.add_argument("--expectations", default=None, help="TOML file of expected failures")
