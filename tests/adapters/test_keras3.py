@@ -165,8 +165,8 @@ def _probe(backend: str) -> dict:
     try:
         unlisted.step([(0, np.ones(2, np.float32))])
         out["absent"] = "accepted"
-    except ValueError as exc:
-        out["absent"] = f"ValueError: {exc}"
+    except Refused as exc:  # Keras' own exception, handed over by the adapter (protocol 2).
+        out["absent"] = str(exc)
     out["absent_iterations"] = unlisted.iterations()
 
     try:
