@@ -313,7 +313,9 @@ class Adapter(Protocol):
         """Build the composite under test over fresh variables."""
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> Instance:
-        """Build one sub-optimizer alone over fresh variables: the suite's oracle."""
+        """Build one sub-optimizer alone over fresh variables (possibly none): the suite's oracle.
+        Marking its calls with `implementation_call()` is optional: whatever the oracle raises is
+        reported as an error of the run, never as the implementation's behaviour."""
 
     def from_config(self, config: Any, variables: Sequence[VariableSpec], groups: Sequence[Sequence[int]]) -> Instance:
         """Rebuild a composite from `Instance.config()` over fresh variables grouped as given."""
