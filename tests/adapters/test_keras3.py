@@ -34,6 +34,7 @@ def _probe(backend: str) -> dict:
         CompositeSpec,
         DeviceUnavailable,
         Group,
+        Refused,
         Schedule,
         Sparse,
         SubOptimizer,
