@@ -29,6 +29,11 @@ list where `apply` is a no-op). `compiled=True` runs that same call inside `tf.f
 `jax.jit` (through `keras.StatelessScope`, as `Optimizer.stateless_apply` does, but with the call's
 own variable list), or `torch.compile`.
 
+Every call into Keras (building, apply, reading and writing state, config, weights files) runs inside
+`protocol.implementation_call()`: what Keras raises there is the implementation's refusal; the
+adapter's own conversions stay outside, so a bug in them is an error of the run. Compiled steps run
+the whole traced call (tracing included) inside it.
+
 Hooks beyond the public API: `MultiOptimizer._optimizer_map` (to find which rebuilt optimizer serves
 an entry after `from_config`).
 """
@@ -67,6 +72,14 @@ _NO_COMPOSITE_CLIPPING = (
     "loss_scale_factor and name (clipnorm=... is a TypeError), and its apply() never calls the base "
     "class's gradient clipping, so setting the inherited clipnorm/clipvalue/global_clipnorm attributes "
     "afterwards changes nothing. Clipping exists only per sub-optimizer (see sub_clipping)."
+)
+
+
+_NO_CHANGING_GROUPS = (
+    "keras.optimizers.MultiOptimizer has no var-list callables: it routes by variable path through the "
+    "OptimizerMap it is given, and is built over every variable up front (as Model.fit builds it), after "
+    "which each step needs one gradient per built variable; a variable that appears or changes entry "
+    "needs a new map and a new build"
 )
 
 
@@ -143,7 +156,8 @@ class KerasInstance:
             grads = [self._gradient(g, self._variables[i]) for i, g in pairs]
             variables = [self._variables[i] for i, _ in pairs]
             if not compiled:
-                self._optimizer.apply(grads, variables)
+                with protocol.implementation_call():
+                    self._optimizer.apply(grads, variables)
                 return
             # One trace per step structure; gradients enter as arguments so values may change.
             key = tuple(
@@ -151,44 +165,52 @@ class KerasInstance:
             )
             if key not in self._compiled:
                 self._compiled[key] = adapter.compile_step(self._optimizer, self._variables, variables)
-            self._compiled[key](grads)
+            with protocol.implementation_call():
+                self._compiled[key](grads)
 
     def step_replicas(self, per_replica) -> None:
-        self._adapter.step_replicas(self._optimizer, self._variables, per_replica)
+        with protocol.implementation_call():  # Unsupported (no replicas) passes through unchanged.
+            self._adapter.step_replicas(self._optimizer, self._variables, per_replica)
 
     # -- reading and writing state
     def variables(self) -> list:
         return [_numpy(self._keras, v.value) for v in self._variables]
 
     def iterations(self) -> int:
-        return int(_numpy(self._keras, self._optimizer.iterations.value))
+        with protocol.implementation_call():
+            return int(_numpy(self._keras, self._optimizer.iterations.value))
 
     def sub_iterations(self) -> list:
         # Keras 3 creates each optimizer's counter in __init__, so reading it creates nothing.
-        return [0 if o is None else int(_numpy(self._keras, o.iterations.value)) for o in self._entries]
+        with protocol.implementation_call():
+            return [0 if o is None else int(_numpy(self._keras, o.iterations.value)) for o in self._entries]
 
     def materialize(self) -> None:
-        with self._adapter.scope():
+        with self._adapter.scope(), protocol.implementation_call():
             if not self._optimizer.built:
                 self._optimizer.build(self._variables)
 
     def state(self) -> list:
-        return [_numpy(self._keras, v.value) for v in self._optimizer.variables]
+        with protocol.implementation_call():
+            return [_numpy(self._keras, v.value) for v in self._optimizer.variables]
 
     def set_state(self, values) -> None:
-        with self._adapter.scope():
-            self._optimizer.set_weights([np.asarray(v) for v in values])
+        values = [np.asarray(v) for v in values]
+        with self._adapter.scope(), protocol.implementation_call():
+            self._optimizer.set_weights(values)
 
     def config(self) -> Any:
-        return self._optimizer.get_config()
+        with protocol.implementation_call():
+            return self._optimizer.get_config()
 
     def save(self, directory: str) -> str:
         path = os.path.join(directory, "composite.weights.h5")
-        _Holder.make(self._keras, self._variables, self._optimizer).save_weights(path)
+        with protocol.implementation_call():
+            _Holder.make(self._keras, self._variables, self._optimizer).save_weights(path)
         return path
 
     def restore(self, path: str) -> None:
-        with self._adapter.scope():
+        with self._adapter.scope(), protocol.implementation_call():
             _Holder.make(self._keras, self._variables, self._optimizer).load_weights(path)
 
     @property
@@ -236,6 +258,7 @@ class _KerasAdapter:
     def unsupported(self):
         return {
             "composite_clipping": _NO_COMPOSITE_CLIPPING,
+            "changing_groups": _NO_CHANGING_GROUPS,
             "tf_keras_api": "keras.optimizers.MultiOptimizer is a Keras 3 optimizer, not a tf_keras legacy optimizer.",
         }
 
@@ -315,20 +338,22 @@ class _KerasAdapter:
             raise Unsupported(_NO_COMPOSITE_CLIPPING)
         keras_vars = self._variables(variables)
         with self.scope():
-            subs = [self.make_sub_optimizer(g.optimizer) for g in spec.groups]
+            with protocol.implementation_call():
+                subs = [self.make_sub_optimizer(g.optimizer) for g in spec.groups]
             if not subs:
                 raise Unsupported(
                     "keras.optimizers.OptimizerMap requires a default optimizer, so a composite with no entries "
                     "cannot be written down"
                 )
-            optimizer_map = self.keras.optimizers.OptimizerMap(default_optimizer=subs[-1])
-            for group, sub in zip(spec.groups[:-1], subs[:-1]):
-                paths = list(dict.fromkeys(keras_vars[i].path for i in group.variables))
-                if paths:
-                    # One key per entry, so that get_config writes each optimizer once (see module doc).
-                    optimizer_map["|".join(re.escape(p) for p in paths)] = sub
-            optimizer = self.keras.optimizers.MultiOptimizer(optimizer_map, name=spec.name)
-            optimizer.build(keras_vars)
+            with protocol.implementation_call():
+                optimizer_map = self.keras.optimizers.OptimizerMap(default_optimizer=subs[-1])
+                for group, sub in zip(spec.groups[:-1], subs[:-1]):
+                    paths = list(dict.fromkeys(keras_vars[i].path for i in group.variables))
+                    if paths:
+                        # One key per entry, so that get_config writes each optimizer once (see module doc).
+                        optimizer_map["|".join(re.escape(p) for p in paths)] = sub
+                optimizer = self.keras.optimizers.MultiOptimizer(optimizer_map, name=spec.name)
+                optimizer.build(keras_vars)
         return KerasInstance(self, optimizer, keras_vars, subs)
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> KerasInstance:
@@ -341,10 +366,12 @@ class _KerasAdapter:
     def from_config(self, config, variables: Sequence[VariableSpec], groups) -> KerasInstance:
         keras_vars = self._variables(variables)
         with self.scope():
-            optimizer = self.keras.optimizers.MultiOptimizer.from_config(copy.deepcopy(config))
-            optimizer.build(keras_vars)
-        # The rebuilt composite knows entries only through routing: ask its map who serves each group.
-        entries = [optimizer._optimizer_map(keras_vars[group[0]]) if len(group) else None for group in groups]
+            config = copy.deepcopy(config)
+            with protocol.implementation_call():
+                optimizer = self.keras.optimizers.MultiOptimizer.from_config(config)
+                optimizer.build(keras_vars)
+                # The rebuilt composite knows entries only through routing: ask its map who serves each group.
+                entries = [optimizer._optimizer_map(keras_vars[group[0]]) if len(group) else None for group in groups]
         return KerasInstance(self, optimizer, keras_vars, entries)
 
 

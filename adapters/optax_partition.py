@@ -36,6 +36,12 @@ come from `OptaxAdapter.unsupported`):
 - The state is `jax.tree_util.tree_leaves(opt_state)`: for each entry, in entry
   order, the leaves of its sub-transform's state (e.g. Adam: count, mu per
   parameter, nu per parameter, then a schedule's count). Clipping adds no leaves.
+- Refusals: optax's own calls (building the transformations, `init`, `update`,
+  `apply_updates`) run inside `protocol.implementation_call()`, so what optax raises is its
+  refusal. optax has no call that writes a state: a caller builds the pytree. `set_state`
+  of a list that does not fit the state is therefore `Unsupported` (refusing it would be this
+  adapter's act, not optax's); a fitting list is unflattened into the state's structure.
+- Var lists cannot change between steps ("changing_groups"): see `OptaxAdapter.unsupported`.
 - Checkpoints: optax has no file format of its own; JAX checkpointing (orbax,
   flax.serialization) saves the parameter and state pytrees' leaves and restores
   them into a target of the same structure. `save` does exactly that with a `.npz`.
@@ -248,7 +254,7 @@ class OptaxInstance:
 
     def _init_state(self):
         # Committed to the device like the parameters, so jit sees the same placement every step.
-        with jax.default_device(self._device):
+        with jax.default_device(self._device), protocol.implementation_call():
             return jax.device_put(self._tx.init(self._params), self._device)
 
     def _update(self, params, state, grads):
@@ -258,7 +264,7 @@ class OptaxInstance:
     def step(self, pairs, *, compiled: bool = False) -> None:
         grads = self._gradients(list(pairs))
         state = self._init_state() if self._state is None else self._state
-        with jax.default_device(self._device):
+        with jax.default_device(self._device), protocol.implementation_call():
             if compiled:
                 if self._compiled_step is None:
                     self._compiled_step = jax.jit(self._update)
@@ -324,11 +330,12 @@ class OptaxInstance:
                 for v, leaf in zip(values, current)]
 
     def set_state(self, values) -> None:
-        if self._state is None:
-            self._checked_leaves(values, [], "set_state")
-            return
-        leaves, treedef = jax.tree_util.tree_flatten(self._state)
-        self._state = jax.tree_util.tree_unflatten(treedef, self._checked_leaves(values, leaves, "set_state"))
+        values = list(values)
+        leaves, treedef = jax.tree_util.tree_flatten(self._state) if self._state is not None else ([], None)
+        if len(values) != len(leaves) or any(np.shape(v) != np.shape(leaf) for v, leaf in zip(values, leaves)):
+            raise Unsupported(OptaxAdapter.NO_STATE_WRITE_REASON)
+        if treedef is not None:
+            self._state = jax.tree_util.tree_unflatten(treedef, self._checked_leaves(values, leaves, "set_state"))
 
     def config(self) -> Any:
         raise Unsupported(OptaxAdapter.CONFIG_REASON)
@@ -371,6 +378,17 @@ class OptaxAdapter:
         "an optax GradientTransformation is a pair of (init, update) closures: optax has no config "
         "or serialisation of a transformation"
     )
+    NO_STATE_WRITE_REASON = (
+        "optax has no call that writes an optimizer state: the caller builds the state pytree itself, "
+        "so a list of arrays that does not fit it is never handed to optax, and refusing it would be "
+        "this adapter's act, not optax's"
+    )
+    CHANGING_GROUPS_REASON = (
+        "optax.partition's entries are labels over a parameter pytree whose structure is fixed when the "
+        "state is initialised (each entry's state is built over its masked parameters); a parameter that "
+        "appears or changes entry is a new pytree, which needs a new init: there are no var-list "
+        "callables to call again"
+    )
     REPLICAS_REASON = (
         "optax transformations do not aggregate across replicas: the caller sums gradients "
         "(jax.lax.psum under pmap/shard_map) before calling update, so the composite takes no part "
@@ -397,6 +415,7 @@ class OptaxAdapter:
             "config": self.CONFIG_REASON,
             "replicas": self.REPLICAS_REASON,
             "tf_keras_api": "optax is not a tf_keras optimizer",
+            "changing_groups": self.CHANGING_GROUPS_REASON,
         }
 
     def optimizer_kinds(self):
@@ -420,13 +439,15 @@ class OptaxAdapter:
         return [jax.device_put(np.asarray(v.value, np.float32), self._device) for v in variables]
 
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> OptaxInstance:
-        tx, labels = make_composite_transform(spec, len(variables))
+        with protocol.implementation_call():
+            tx, labels = make_composite_transform(spec, len(variables))
         kinds = [g.optimizer.kind for g in spec.groups]
         return OptaxInstance(self._device, tx, self._params(variables), labels, kinds)
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> OptaxInstance:
-        return OptaxInstance(self._device, make_sub_transform(optimizer), self._params(variables), None,
-                             [optimizer.kind])
+        with protocol.implementation_call():
+            tx = make_sub_transform(optimizer)
+        return OptaxInstance(self._device, tx, self._params(variables), None, [optimizer.kind])
 
     def from_config(self, config, variables: Sequence[VariableSpec], groups) -> OptaxInstance:
         raise Unsupported(self.CONFIG_REASON)

@@ -1,6 +1,6 @@
 """The adapter protocol: how the conformance suite drives an implementation.
 
-PROTOCOL_VERSION = 1. The suite speaks to implementations only through this
+PROTOCOL_VERSION = 2. The suite speaks to implementations only through this
 module's types, so one test module serves every framework. Everything here is
 plain Python and numpy: no framework is imported.
 
@@ -9,9 +9,23 @@ attributes and methods of `Adapter` below. A port author writes one for their
 implementation and runs `python -m conformance --impl mymodule:MyAdapter`.
 
 Versioning: a later protocol version only *adds* optional methods and
-capabilities, with defaults that keep version-1 adapters working. An adapter
+capabilities, with defaults that keep older adapters working. An adapter
 states the version it was written against in `protocol_version`; the suite
 refuses one newer than it knows.
+
+Version 2 (this one) separates the implementation's refusals from the adapter's
+own errors: an adapter runs every call into the implementation under test inside
+`implementation_call()`, which hands any exception raised there to the suite as
+`Refused(exc)`. Only a `Refused` counts as the implementation refusing bad input;
+any other exception from an adapter (an AttributeError in its own code, an
+IndexError while converting a step) is an error of the adapter or the suite: the
+check reports an error, never a pass and never a verdict on the implementation.
+Version 2 also adds the optional `Instance.regroup` and `Instance.assign_variables`
+(capability "changing_groups").
+Compatibility: `load_adapter` runs a version-1 adapter through `_Version1Adapter`,
+which takes every exception of its methods as the implementation's (what version 1
+meant) and declares "changing_groups" unsupported. Its passes of refusal checks are
+therefore only as good as the adapter's code: upgrade by marking the boundary.
 
 Vocabulary (see reference/SPEC.md): an *entry* pairs a sub-optimizer with a
 *group* of variables; a *step* is one call of the composite's apply.
@@ -19,12 +33,14 @@ Vocabulary (see reference/SPEC.md): an *entry* pairs a sub-optimizer with a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 from typing import Any, Mapping, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # --------------------------------------------------------------------------- descriptions
 # Framework-neutral descriptions of what to build. Hyperparameter names are
@@ -167,6 +183,8 @@ CAPABILITIES: Mapping[str, str] = {
     "composite_clipping": "clip settings on the composite",
     "replicas": "steps on several replicas whose gradients are summed",
     "tf_keras_api": "the tf_keras drop-in API (Instance.native is a tf_keras legacy optimizer)",
+    "changing_groups": "entries whose variables change between steps (a variable listed later, or moved to "
+                       "another entry): Instance.regroup",
 }
 
 
@@ -183,6 +201,34 @@ class Unsupported(Exception):
     """
 
 
+class Refused(Exception):
+    """The implementation under test raised `exception` (see `implementation_call`).
+
+    The suite counts a refusal only in this form; its type and message are those of `exception`.
+    """
+
+    def __init__(self, exception: BaseException):
+        super().__init__(f"{type(exception).__name__}: {exception}")
+        self.exception = exception
+
+
+@contextlib.contextmanager
+def implementation_call():
+    """Marks a call into the implementation under test: an exception raised inside becomes `Refused`.
+
+    Wrap exactly the implementation's own calls (its constructor, apply, reading and writing its
+    state, config, checkpoints), not the adapter's conversions around them, so that a bug in the
+    adapter surfaces as an error instead of passing for the implementation's refusal. `Unsupported`
+    and `DeviceUnavailable` (the adapter's own signals) pass through unchanged.
+    """
+    try:
+        yield
+    except (Unsupported, DeviceUnavailable, Refused):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the implementation raises is its refusal.
+        raise Refused(exc) from exc
+
+
 # --------------------------------------------------------------------------- protocol
 
 
@@ -191,7 +237,8 @@ class Instance(Protocol):
     """A built composite (or, for the oracle, one sub-optimizer alone) and its variables."""
 
     def step(self, pairs: Step, *, compiled: bool = False) -> None:
-        """Apply one step. Raise (any exception) where the spec says the call fails."""
+        """Apply one step. The implementation raises where the spec says the call fails; its
+        exception reaches the suite as `Refused` (run the call inside `implementation_call()`)."""
 
     def step_replicas(self, per_replica: Sequence[Step]) -> None:
         """Apply one step on len(per_replica) replicas, replica r getting per_replica[r]."""
@@ -203,7 +250,10 @@ class Instance(Protocol):
         """The composite's step counter (for a standalone sub-optimizer, its own counter)."""
 
     def sub_iterations(self) -> list:
-        """Each sub-optimizer's own step counter, in entry order (standalone: [its counter])."""
+        """Each entry's sub-optimizer's own step counter, one per entry of the spec, in entry order
+        (standalone: [its counter]). Read each entry's own sub-optimizer (the one the adapter built
+        for it), not a list the implementation keeps: an implementation may hold more optimizers
+        (a default one for unlisted variables) or order them otherwise."""
 
     def materialize(self) -> None:
         """Create all optimizer state for all variables without stepping (idempotent)."""
@@ -226,6 +276,17 @@ class Instance(Protocol):
     @property
     def native(self) -> Any:
         """The implementation's own optimizer object (used by tf_keras_api checks)."""
+
+    # Optional (protocol 2), for adapters without the "changing_groups" capability unsupported:
+    #
+    # def regroup(self, groups: Sequence[Sequence[int]]) -> None:
+    #     """From the next step on, entry k's var-list callable returns the variables `groups[k]`
+    #     (same number of entries; a variable in no group is unlisted). The implementation is not
+    #     told: it must see the change by calling the callables afresh (SPEC ROUTE-1)."""
+    #
+    # def assign_variables(self, values: Sequence[np.ndarray]) -> None:
+    #     """Overwrite the variables' values, leaving the optimizer state alone. Needed on standalone
+    #     instances: the oracle moves a variable's current value into the entry it joins."""
 
 
 @runtime_checkable
@@ -252,7 +313,9 @@ class Adapter(Protocol):
         """Build the composite under test over fresh variables."""
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> Instance:
-        """Build one sub-optimizer alone over fresh variables: the suite's oracle."""
+        """Build one sub-optimizer alone over fresh variables (possibly none): the suite's oracle.
+        Marking its calls with `implementation_call()` is optional: whatever the oracle raises is
+        reported as an error of the run, never as the implementation's behaviour."""
 
     def from_config(self, config: Any, variables: Sequence[VariableSpec], groups: Sequence[Sequence[int]]) -> Instance:
         """Rebuild a composite from `Instance.config()` over fresh variables grouped as given."""
@@ -304,8 +367,59 @@ def replicas_of(device: str) -> int:
     return parsed.count if parsed.kind == "replicas" else 1
 
 
+# What a version-1 instance's methods do is all taken as the implementation's (see the module doc).
+_INSTANCE_METHODS = ("step", "step_replicas", "variables", "iterations", "sub_iterations", "materialize", "state",
+                     "set_state", "config", "save", "restore")
+_VERSION_1_NO_REGROUP = ("the adapter is written for protocol version 1, which has no Instance.regroup; "
+                         "upgrade it to version 2 to have changing var lists checked")
+
+
+class _Version1Instance:
+    def __init__(self, instance):
+        self._instance = instance
+
+    def __getattr__(self, name):
+        value = getattr(self._instance, name)
+        if name not in _INSTANCE_METHODS:
+            return value
+
+        @functools.wraps(value)
+        def marked(*args, **kwargs):
+            with implementation_call():
+                return value(*args, **kwargs)
+
+        return marked
+
+
+class _Version1Adapter:
+    """A version-1 adapter seen through version 2: every exception its methods raise is `Refused`."""
+
+    protocol_version = PROTOCOL_VERSION
+
+    def __init__(self, adapter):
+        self.wrapped = adapter
+
+    def __getattr__(self, name):
+        return getattr(self.wrapped, name)
+
+    def unsupported(self) -> Mapping[str, str]:
+        return {**self.wrapped.unsupported(), "changing_groups": _VERSION_1_NO_REGROUP}
+
+    def composite(self, spec, variables):
+        with implementation_call():
+            return _Version1Instance(self.wrapped.composite(spec, variables))
+
+    def standalone(self, optimizer, variables):
+        with implementation_call():
+            return _Version1Instance(self.wrapped.standalone(optimizer, variables))
+
+    def from_config(self, config, variables, groups):
+        with implementation_call():
+            return _Version1Instance(self.wrapped.from_config(config, variables, groups))
+
+
 def load_adapter(obj: Any) -> Adapter:
-    """Instantiate (if a class) and check an adapter against this protocol."""
+    """Instantiate (if a class) and check an adapter against this protocol (version 1 through a shim)."""
     adapter = obj() if isinstance(obj, type) else obj
     missing = [
         name
@@ -320,4 +434,6 @@ def load_adapter(obj: Any) -> Adapter:
             f"Adapter {adapter.name!r} is written for protocol version {adapter.protocol_version}, "
             f"but this suite knows version {PROTOCOL_VERSION} at most: upgrade the suite."
         )
+    if adapter.protocol_version < 2:
+        return _Version1Adapter(adapter)
     return adapter

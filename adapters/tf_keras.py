@@ -5,6 +5,13 @@
 `CompositeOptimizer`, and a port author's class passed as `--impl module:Class`.
 It uses only the API on the TFRS page, plus two private tf_keras hooks that read
 state without creating it (`_iterations`, `_create_all_weights`).
+
+Every call into the composite runs inside `protocol.implementation_call()`, so what the
+composite raises reaches the suite as the implementation's refusal and anything this module
+raises (converting a step, say) as an error of the adapter. Counters and slots are read from each
+entry's own sub-optimizer, the one passed in its entry (or, after `from_config`, `optimizers[k]`
+for entry k, INTEG-3's entry order), whatever else the composite's `optimizers` holds. Each
+entry's var-list callable returns a list this module holds, so `regroup` changes what it returns.
 """
 
 from __future__ import annotations
@@ -49,8 +56,11 @@ def make_sub_optimizer(sub: SubOptimizer):
     return _OPTIMIZERS[sub.kind](learning_rate=lr, **dict(sub.hyper), **sub.clip.as_kwargs())
 
 
-def _named_var_list(name: str, variables: Sequence[tf.Variable]) -> Callable[[], list]:
-    """A var-list callable with a stable `__name__`, so configs can name it (SPEC CONF-2)."""
+def _named_var_list(name: str, variables: list) -> Callable[[], list]:
+    """A var-list callable with a stable `__name__`, so configs can name it (SPEC CONF-2).
+
+    It returns a copy of `variables` as that list is when called: `regroup` edits the list in place.
+    """
 
     def var_list():
         return list(variables)
@@ -118,16 +128,21 @@ class _Placement:
 class TfKerasInstance:
     """A built tf_keras optimizer (composite or standalone) and its variables."""
 
-    def __init__(self, placement: _Placement, optimizer, variables: list, groups: Optional[list]):
+    def __init__(self, placement: _Placement, optimizer, variables: list, groups: Optional[list],
+                 entries: Optional[list] = None, var_lists: Optional[list] = None):
         self._placement = placement
         self._optimizer = optimizer
         self._variables = variables
         self._groups = groups  # None for a standalone sub-optimizer.
+        self._entries = entries  # Each entry's own sub-optimizer (None for a standalone one).
+        self._var_lists = var_lists  # The lists each entry's callable returns (None for a standalone one).
         self._compiled = {}
 
     # -- stepping
     def _apply(self, pairs):
-        return self._optimizer.apply_gradients([(_to_tf(g, self._variables[i]), self._variables[i]) for i, g in pairs])
+        grads_and_vars = [(_to_tf(g, self._variables[i]), self._variables[i]) for i, g in pairs]
+        with protocol.implementation_call():
+            self._optimizer.apply_gradients(grads_and_vars)
 
     def step(self, pairs, *, compiled: bool = False) -> None:
         pairs = list(pairs)
@@ -140,14 +155,16 @@ class TfKerasInstance:
                 return
             # One trace per step structure; gradients enter as arguments so values can change.
             key = tuple((i, None if g is None else (type(g).__name__, np.shape(getattr(g, "values", g)))) for i, g in pairs)
+            grads = [_to_tf(g, self._variables[i]) for i, g in pairs]
             if key not in self._compiled:
-                variables = self._variables
+                step_variables = [self._variables[i] for i, _ in pairs]
 
                 def compiled_step(grads):
-                    self._optimizer.apply_gradients(list(zip(grads, [variables[i] for i, _ in pairs])))
+                    self._optimizer.apply_gradients(list(zip(grads, step_variables)))
 
                 self._compiled[key] = tf.function(compiled_step, autograph=False)
-            self._compiled[key]([_to_tf(g, self._variables[i]) for i, g in pairs])
+            with protocol.implementation_call():  # Tracing and running are both the composite's.
+                self._compiled[key](grads)
 
     def step_replicas(self, per_replica) -> None:
         strategy = self._placement.strategy
@@ -172,7 +189,8 @@ class TfKerasInstance:
                 if isinstance(value, tuple):
                     value = tf.IndexedSlices(value[0], value[1], dense_shape=tf.constant(var.shape, tf.int64))
                 pairs.append((value, var))
-            self._optimizer.apply_gradients(pairs)
+            with protocol.implementation_call():
+                self._optimizer.apply_gradients(pairs)
 
         with strategy.scope():
             # Per-replica numpy values become per-replica tensors (None stays None).
@@ -191,43 +209,60 @@ class TfKerasInstance:
     def variables(self) -> list:
         return [np.array(v.numpy()) for v in self._variables]
 
+    def assign_variables(self, values) -> None:
+        with self._placement.scope():
+            for var, value in zip(self._variables, values):
+                var.assign(np.asarray(value, np.float32))
+
+    def regroup(self, groups) -> None:
+        if self._var_lists is None or len(groups) != len(self._var_lists):
+            raise ValueError(f"regroup: {len(groups)} groups for {len(self._var_lists or [])} entries")
+        for var_list, group in zip(self._var_lists, groups):
+            var_list[:] = [self._variables[i] for i in group]
+        self._groups = [list(g) for g in groups]
+
     def iterations(self) -> int:
-        return _read_counter(self._optimizer)
+        with protocol.implementation_call():
+            return _read_counter(self._optimizer)
 
     def sub_iterations(self) -> list:
-        subs = self._optimizer.optimizers if self._groups is not None else [self._optimizer]
-        return [_read_counter(o) for o in subs]
+        with protocol.implementation_call():
+            return [_read_counter(o) for o in (self._entries if self._groups is not None else [self._optimizer])]
 
     def materialize(self) -> None:
-        with self._placement.scope():
+        with self._placement.scope(), protocol.implementation_call():
             _ = self._optimizer.iterations
             if self._groups is None:
                 self._optimizer._create_all_weights(self._variables)
                 return
-            for sub, group in zip(self._optimizer.optimizers, self._groups):
+            for sub, group in zip(self._entries, self._groups):
                 _ = sub.iterations  # Also for an entry with no variables, which has no slots.
                 if group:
                     sub._create_all_weights([self._variables[i] for i in group])
 
     def state(self) -> list:
-        return [np.array(w) for w in self._optimizer.get_weights()]
+        with protocol.implementation_call():
+            return [np.array(w) for w in self._optimizer.get_weights()]
 
     def set_state(self, values) -> None:
-        self._optimizer.set_weights(list(values))
+        values = list(values)
+        with protocol.implementation_call():
+            self._optimizer.set_weights(values)
 
     def config(self) -> Any:
-        return self._optimizer.get_config()
+        with protocol.implementation_call():
+            return self._optimizer.get_config()
 
     def save(self, directory: str) -> str:
-        checkpoint = tf.train.Checkpoint(optimizer=self._optimizer, variables=self._variables)
-        return checkpoint.write(os.path.join(directory, "ckpt"))
+        with protocol.implementation_call():
+            checkpoint = tf.train.Checkpoint(optimizer=self._optimizer, variables=self._variables)
+            return checkpoint.write(os.path.join(directory, "ckpt"))
 
     def restore(self, path: str) -> None:
-        with self._placement.scope():
+        with self._placement.scope(), protocol.implementation_call():
             tf.train.Checkpoint(optimizer=self._optimizer, variables=self._variables).read(path).expect_partial()
             # tf_keras creates counters lazily; creating them now applies the restored values.
-            subs = self._optimizer.optimizers if self._groups is not None else []
-            for optimizer in [self._optimizer, *subs]:
+            for optimizer in [self._optimizer, *(self._entries or [])]:
                 _ = optimizer.iterations
 
     @property
@@ -237,6 +272,11 @@ class TfKerasInstance:
     @property
     def native_variables(self) -> list:
         return self._variables
+
+    @property
+    def native_entries(self) -> list:
+        """Each entry's own sub-optimizer, in entry order."""
+        return list(self._entries)
 
 
 class TfKerasAdapter:
@@ -294,13 +334,15 @@ class TfKerasAdapter:
 
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> TfKerasInstance:
         tf_vars = self._variables(variables)
+        var_lists = [[tf_vars[i] for i in g.variables] for g in spec.groups]
         with self._placement.scope():
-            entries = [
-                (make_sub_optimizer(g.optimizer), _named_var_list(f"group_{k}", [tf_vars[i] for i in g.variables]))
-                for k, g in enumerate(spec.groups)
-            ]
-            optimizer = self.cls(entries, name=spec.name, **spec.clip.as_kwargs())
-        return TfKerasInstance(self._placement, optimizer, tf_vars, [list(g.variables) for g in spec.groups])
+            subs = [make_sub_optimizer(g.optimizer) for g in spec.groups]
+            entries = [(sub, _named_var_list(f"group_{k}", var_list))
+                       for k, (sub, var_list) in enumerate(zip(subs, var_lists))]
+            with protocol.implementation_call():
+                optimizer = self.cls(entries, name=spec.name, **spec.clip.as_kwargs())
+        return TfKerasInstance(self._placement, optimizer, tf_vars, [list(g.variables) for g in spec.groups],
+                               subs, var_lists)
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> TfKerasInstance:
         tf_vars = self._variables(variables)
@@ -310,12 +352,12 @@ class TfKerasAdapter:
 
     def from_config(self, config, variables: Sequence[VariableSpec], groups) -> TfKerasInstance:
         tf_vars = self._variables(variables)
-        custom_objects = {
-            f"group_{k}": _named_var_list(f"group_{k}", [tf_vars[i] for i in group]) for k, group in enumerate(groups)
-        }
-        with self._placement.scope():
+        var_lists = [[tf_vars[i] for i in group] for group in groups]
+        custom_objects = {f"group_{k}": _named_var_list(f"group_{k}", var_list) for k, var_list in enumerate(var_lists)}
+        with self._placement.scope(), protocol.implementation_call():
             optimizer = self.cls.from_config(config, custom_objects=custom_objects)
-        return TfKerasInstance(self._placement, optimizer, tf_vars, [list(g) for g in groups])
+            entries = list(optimizer.optimizers)[:len(groups)]  # The rebuilt entries, in entry order.
+        return TfKerasInstance(self._placement, optimizer, tf_vars, [list(g) for g in groups], entries, var_lists)
 
 
 class ReferenceAdapter(TfKerasAdapter):

@@ -25,6 +25,10 @@ A step sets `param.grad` for each given pair (None and absent both leave it None
 optimizers skip), calls the composite's `step()`, then clears every gradient. What torchrec then does
 -- or fails to do -- is what the suite sees: nothing here validates on its behalf.
 
+Every call into torch/torchrec (building the wrappers, `step()`, `state_dict`/`load_state_dict`,
+`init_state`) runs inside `protocol.implementation_call()`: what they raise reaches the suite as
+the implementation's refusal, and an exception of this module's own code as an error of the run.
+
 State order (`state()`): entries in order; within an entry, its variables in group order; within a
 variable, torch's own state keys in insertion order (Adam: step, exp_avg, exp_avg_sq[, max_exp_avg_sq]).
 torch creates state lazily on a parameter's first gradient, so only stepped variables appear.
@@ -221,7 +225,8 @@ class _Base:
         applied = [any(g is not None and i in set(group) for i, g in pairs) for group in self._groups]
         self._assign_gradients(pairs)
         try:
-            run()
+            with protocol.implementation_call():
+                run()
         finally:
             self._clear_gradients()
         for scheduler, took_part in zip(self._schedulers, applied):
@@ -304,7 +309,8 @@ class TorchrecInstance(_Base):
     # -- state, in the documented order (module docstring), read from the composite's state_dict.
     def _layout(self) -> list:
         """(state_dict key, state name, current tensor) for every state tensor, in the documented order."""
-        state = self._native.state_dict()["state"]
+        with protocol.implementation_call():
+            state = self._native.state_dict()["state"]
         layout = []
         for k, group in enumerate(self._groups):
             for i in group:
@@ -329,9 +335,10 @@ class TorchrecInstance(_Base):
         last_key = layout[-1][0] if layout else "extra"
         for j, value in enumerate(values[len(layout):]):
             new_state.setdefault(last_key, {})[f"extra_{j}"] = torch.tensor(np.asarray(value))
-        state_dict = self._native.state_dict()  # param_groups too: save_param_groups(True) is set.
-        state_dict["state"] = new_state
-        self._native.load_state_dict(state_dict)
+        with protocol.implementation_call():  # torchrec's own checks decide.
+            state_dict = self._native.state_dict()  # param_groups too: save_param_groups(True) is set.
+            state_dict["state"] = new_state
+            self._native.load_state_dict(state_dict)
 
     def save(self, directory: str) -> str:
         path = os.path.join(directory, "torchrec_checkpoint.pt")
@@ -351,14 +358,15 @@ class TorchrecInstance(_Base):
             for p, value in zip(self._params, saved["variables"]):
                 p.copy_(value)
         # (Read through state_dict: a clipping wrapper's `.state` is a snapshot taken at construction.)
-        if not self._native.state_dict()["state"] and saved["optimizer"]["state"]:
-            # torchrec refuses state into an optimizer without state; its documented way in is
-            # init_state() (a zero-gradient step), whose values load_state_dict then overwrites.
-            try:
-                self._native.init_state()
-            finally:
-                self._clear_gradients()
-        self._native.load_state_dict(saved["optimizer"])
+        with protocol.implementation_call():
+            if not self._native.state_dict()["state"] and saved["optimizer"]["state"]:
+                # torchrec refuses state into an optimizer without state; its documented way in is
+                # init_state() (a zero-gradient step), whose values load_state_dict then overwrites.
+                try:
+                    self._native.init_state()
+                finally:
+                    self._clear_gradients()
+            self._native.load_state_dict(saved["optimizer"])
         for scheduler, state in zip(self._schedulers, saved["schedulers"]):
             if scheduler is not None:
                 scheduler.load_state_dict(state)
@@ -459,6 +467,10 @@ _NO_EMPTY_GROUP = (
     "{where}: an entry without variables cannot be built: torch.optim refuses an empty parameter list "
     "(ValueError: optimizer got an empty parameter list)"
 )
+_NO_CHANGING_GROUPS = (
+    "torch optimizers take their parameters when built (param_groups) and torchrec's KeyedOptimizerWrapper "
+    "keys them once: an entry has no var-list callable whose result could change between steps"
+)
 _NO_COMPILE = (
     "torch.compile of an optimizer step on this CPU machine costs ~37 s for the first trace of a 2-entry "
     "composite and ~3 s more to retrace once state exists (measured with torch 2.13.0, inductor/gcc), "
@@ -492,6 +504,7 @@ class TorchrecAdapter:
             "config": _NO_CONFIG,
             "replicas": _NO_REPLICAS,
             "tf_keras_api": "torchrec's CombinedOptimizer is a torch optimizer, not a tf_keras legacy optimizer",
+            "changing_groups": _NO_CHANGING_GROUPS,
         }
 
     def optimizer_kinds(self):
@@ -529,13 +542,15 @@ class TorchrecAdapter:
                 return built["optimizer"]
 
             # Keys by index: variable names may repeat (SPEC ROUTE-1) and a dict would merge them.
-            keyed = KeyedOptimizerWrapper({f"v{i}": params[i] for i in group.variables}, factory)
-            entries.append((f"group_{k}", _with_clipping(keyed, group.optimizer.clip, f"groups[{k}]")))
+            with protocol.implementation_call():
+                keyed = KeyedOptimizerWrapper({f"v{i}": params[i] for i in group.variables}, factory)
+                entries.append((f"group_{k}", _with_clipping(keyed, group.optimizer.clip, f"groups[{k}]")))
             torch_optimizers.append(built["optimizer"])
             schedulers.append(built["scheduler"])
-        native = _with_clipping(CombinedOptimizer(entries), spec.clip, "composite")
-        # Checkpoints then carry each group's hyperparameters, lr included, which LambdaLR needs on restore.
-        native.save_param_groups(True)
+        with protocol.implementation_call():
+            native = _with_clipping(CombinedOptimizer(entries), spec.clip, "composite")
+            # Checkpoints then carry each group's hyperparameters, lr included, which LambdaLR needs on restore.
+            native.save_param_groups(True)
         groups = [list(g.variables) for g in spec.groups]
         return TorchrecInstance(params, native, torch_optimizers, schedulers, groups, spec)
 

@@ -7,32 +7,41 @@ reads as a statement about the spec, next to hypothesis' minimal example.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import List, Sequence
 
 import numpy as np
-from hypothesis.errors import UnsatisfiedAssumption
 
-from adapters.protocol import Clip, Unsupported
+from adapters.protocol import Clip, Refused, Unsupported
+from conformance.harness import harness_errors
 from conformance.oracle import Oracle
 
 
 @contextlib.contextmanager
 def applicability():
-    """An adapter's `Unsupported`: inside a generated example, that example is rejected and its
-    reason counted (the check is not applicable only if every example was); outside one, the
-    check is not applicable. Either way the report shows the adapter's reason."""
+    """Around calls through the adapter. An adapter's `Unsupported`: inside a generated example,
+    that example is rejected and its reason counted (the check is not applicable only if every
+    example was); outside one, the check is not applicable. Either way the report shows the
+    adapter's reason. Any other exception that is neither the implementation's (`Refused`) nor a
+    check's assertion is the adapter's or the suite's own: a HarnessError (conformance/harness.py)."""
     from hypothesis import reject
     from hypothesis.control import currently_in_test_context
 
     from conformance.plugin import not_applicable, note_unsupported
 
     try:
-        yield
+        with harness_errors():
+            yield
     except Unsupported as exc:
         if currently_in_test_context():
             note_unsupported(str(exc))
             reject()
         not_applicable(str(exc))
+
+
+def tf_keras_port(impl) -> bool:
+    """Whether the implementation is a tf_keras drop-in, whose exception types and messages SPEC names."""
+    return "tf_keras_api" not in impl.unsupported
 
 
 def assert_arrays_close(actual: Sequence, expected: Sequence, tol, what: str) -> None:
@@ -58,7 +67,8 @@ def tolerance_for(impl, clip: Clip, compiled: bool = False):
 def build(impl, case):
     """The composite under test and its oracle, over the same initial values."""
     with applicability():
-        return impl.adapter.composite(case.spec, case.variables), Oracle(impl.adapter, case.spec, case.variables)
+        instance = impl.adapter.composite(case.spec, case.variables)
+        return instance, Oracle(impl.adapter, case.spec, case.variables, universes=case.universes())
 
 
 def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, compiled=False) -> None:
@@ -72,7 +82,8 @@ def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, c
     assert_arrays_close(got_variables, oracle.variables(), tolerance_for(impl, case.spec.clip, compiled),
                         f"variables after step {step_number}")
     try:
-        got_counters, expected_counters = instance.sub_iterations(), oracle.sub_iterations()
+        with harness_errors():
+            got_counters, expected_counters = instance.sub_iterations(), oracle.sub_iterations()
     except Unsupported:
         return  # No per-entry counters to compare; ITER-3's own check reports that as not applicable.
     assert got_counters == expected_counters, (
@@ -85,6 +96,11 @@ def run_case(impl, case, *, compiled=False):
     """Build, then every step of the case compared with the oracle. Returns (instance, oracle)."""
     instance, oracle = build(impl, case)
     for number, pairs in enumerate(case.steps, 1):
+        groups = case.groups_before_step(number - 1)
+        if groups is not None:  # The entries' callables return other variables from this step on.
+            with applicability():
+                instance.regroup(groups)
+            oracle.regroup(groups)
         step_and_compare(impl, case, instance, oracle, pairs, number, compiled=compiled)
     return instance, oracle
 
@@ -114,16 +130,36 @@ def assert_unchanged(before: dict, after: dict, what: str) -> None:
         assert_arrays_close(after["state"], before["state"], (0, 0), f"{what}: optimizer state")
 
 
-def expect_raises(call, what: str) -> BaseException:
-    """`call()` must raise; returns the exception. `Unsupported` means not applicable."""
+def expect_raises(impl, call, what: str, *, error: type = None, mentions: Sequence[str] = ()) -> BaseException:
+    """`call()` must be refused by the implementation itself; returns the implementation's exception.
+
+    Only a `Refused` counts (adapters/protocol.py): an exception of the adapter or the suite is a
+    HarnessError, reported as an error. For a tf_keras port, the exception must also be an `error`
+    and its message must match each regular expression of `mentions`: the type and what the message
+    names, where SPEC states them. Those are the tf_keras API's (SPEC "scope"); a port to another
+    framework need only refuse. `Unsupported` means not applicable.
+    """
     try:
         with applicability():
             call()
-    except (AssertionError, UnsatisfiedAssumption):  # A failure, or an example rejected as inexpressible.
-        raise
-    except Exception as exc:  # noqa: BLE001 - any exception type is a refusal here.
-        return exc
-    raise AssertionError(f"{what}: the call succeeded, but the spec says it must raise")
+    except Refused as refused:
+        exc = refused.exception
+    else:
+        raise AssertionError(f"{what}: the call succeeded, but the spec says it must raise")
+    if tf_keras_port(impl):
+        if error is not None:
+            assert isinstance(exc, error), (
+                f"{what}: refused with {type(exc).__name__}: {exc}; the spec says {error.__name__}")
+        for pattern in mentions:
+            assert re.search(pattern, str(exc)), (
+                f"{what}: the {type(exc).__name__} does not name what the spec says it names "
+                f"(/{pattern}/): {exc}")
+    return exc
+
+
+def names(value) -> str:
+    """A `mentions` pattern for `value` as a whole word or index (`2` not in `12`, `kernel_1` not in `kernel_10`)."""
+    return rf"(?<![\w.]){re.escape(str(value))}(?![\w])"
 
 
 def sub_counters(instance) -> List[int]:

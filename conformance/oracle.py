@@ -9,7 +9,8 @@
 with the norm of a sparse gradient taken over its values as given (repeated indices are not
 summed first), in that order. `Oracle` then runs each entry's sub-optimizer *alone*, through the
 adapter's `standalone` (the framework's plain optimizer, never the composite class), on its own
-group, stepped only on steps where its group receives a gradient (SPEC ROUTE-9).
+group, stepped only on steps where its group receives a gradient (SPEC ROUTE-9); an entry with an
+empty group holds what its sub-optimizer alone over no variables holds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import List, Sequence
 import numpy as np
 
 from adapters.protocol import Clip, Sparse, Step, VariableSpec
+from conformance.harness import oracle_calls
 
 
 def _values(grad) -> np.ndarray:
@@ -64,44 +66,72 @@ def sum_replicas(per_replica: Sequence[Step]) -> List:
 
 
 class Oracle:
-    """Each entry's sub-optimizer alone on its own group, fed the independently clipped gradients."""
+    """Each entry's sub-optimizer alone on its own group, fed the independently clipped gradients.
 
-    def __init__(self, adapter, spec, variables: Sequence[VariableSpec]):
+    Every entry has its sub-optimizer alone, an empty group's too: what an entry holds when its
+    group is empty (no state, or a counter, ...) is what its sub-optimizer alone over no variables
+    holds, in each framework (SPEC WEIGHT-1).
+
+    When the entries' var lists change between steps (`regroup`, SPEC ROUTE-1), each entry's
+    sub-optimizer alone is built over every variable the entry ever lists (`universes`) and stepped
+    on those it lists now; a variable that joins an entry continues from its current value with that
+    entry's sub-optimizer (fresh slots there, created on its first gradient), and the sub-optimizer
+    it left keeps the slots it had for it.
+    """
+
+    def __init__(self, adapter, spec, variables: Sequence[VariableSpec], universes=None):
         self.spec = spec
-        self._n = len(variables)
-        self._groups = [list(g.variables) for g in spec.groups]
-        self._local = {i: (k, j) for k, group in enumerate(self._groups) for j, i in enumerate(group)}
         self._initial = [np.asarray(v.value, np.float32) for v in variables]
-        self.alone = [
-            adapter.standalone(g.optimizer, [variables[i] for i in g.variables]) if g.variables else None
-            for g in spec.groups
-        ]
+        self._universes = [list(u) for u in (universes or [g.variables for g in spec.groups])]
+        # Variable index -> its position in each entry's oracle instance.
+        self._position = [{i: j for j, i in enumerate(u)} for u in self._universes]
+        with oracle_calls():
+            self.alone = [adapter.standalone(g.optimizer, [variables[i] for i in universe])
+                          for g, universe in zip(spec.groups, self._universes)]
+        self._owner = {}  # Variable index -> the entry that lists it now.
+        self._holder = {}  # Variable index -> the entry whose oracle instance holds its current value.
+        self.regroup([g.variables for g in spec.groups])
         self.steps = 0
+
+    def regroup(self, groups: Sequence[Sequence[int]]) -> None:
+        """From the next step on, entry k lists `groups[k]`."""
+        owner = {i: k for k, group in enumerate(groups) for i in group}
+        for i, k in owner.items():
+            held = self._holder.get(i)
+            if held is not None and held != k:  # Moved: carry its current value into the new entry.
+                with oracle_calls():
+                    values = self.alone[k].variables()
+                    values[self._position[k][i]] = self.alone[held].variables()[self._position[held][i]]
+                    self.alone[k].assign_variables(values)
+            self._holder[i] = k
+        self._owner = owner
 
     def step(self, pairs: Step) -> None:
         clipped = clip_step(pairs, self.spec.clip)
         for k, instance in enumerate(self.alone):
-            own = [(self._local[i][1], g) for i, g in clipped if i in self._local and self._local[i][0] == k]
+            own = [(self._position[k][i], g) for i, g in clipped if self._owner.get(i) == k]
             if own:
-                instance.step(own)
+                with oracle_calls():
+                    instance.step(own)
         self.steps += 1
 
     def variables(self) -> List[np.ndarray]:
         """All variables, in the composite's indexing; unlisted variables keep their initial value."""
         out = list(self._initial)
-        for k, instance in enumerate(self.alone):
-            if instance is not None:
-                for i, value in zip(self._groups[k], instance.variables()):
-                    out[i] = value
+        with oracle_calls():
+            values = [instance.variables() for instance in self.alone]
+        for i, k in self._holder.items():
+            out[i] = values[k][self._position[k][i]]
         return out
 
     def sub_iterations(self) -> List[int]:
-        return [0 if instance is None else instance.iterations() for instance in self.alone]
+        with oracle_calls():
+            return [instance.iterations() for instance in self.alone]
 
     def state(self) -> List[np.ndarray]:
         """Each sub-optimizer's own state, in entry order (SPEC WEIGHT-1 without the composite counter)."""
         out = []
-        for instance in self.alone:
-            if instance is not None:
+        with oracle_calls():
+            for instance in self.alone:
                 out.extend(instance.state())
         return out

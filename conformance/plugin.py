@@ -502,6 +502,11 @@ def pytest_runtest_makereport(item, call):
         return
     config = item.config
     meta = {"id": check_id(item), "area": _area(item.module.__name__), "requirements": _requirement_ids(item)}
+    # An error of the adapter or the suite (conformance/harness.py) is no verdict on the implementation.
+    from conformance.harness import is_harness_error
+
+    if call.excinfo is not None and is_harness_error(call.excinfo.value):
+        meta["harness_error"] = True
     if report.when == "teardown":
         stats = getattr(item, "hypothesis_statistics", None)
         if stats:
@@ -539,6 +544,13 @@ def _new_record(check: str, area: Optional[str], requirement_ids: list) -> dict:
             "example": None, "reproduce": None, "examples_run": None, "duration_s": 0.0}
 
 
+def _message(report, meta) -> str:
+    if meta.get("crash"):  # A dead worker: the whole text is ours (isolation.describe_crash).
+        return str(report.longrepr)[:4000]
+    text = report.longreprtext
+    return "\n".join(line[2:] for line in text.splitlines() if line.startswith("E "))[:4000] or text[-4000:]
+
+
 class _Verdicts:
     """Where verdicts are kept: the controller of an xdist run (reports arrive from the workers), or
     the one process of a run without one. Every phase of a check updates its record."""
@@ -561,7 +573,9 @@ class _Verdicts:
         if meta.get("rejected") and record["status"] == schema.PASSED and report.when == "teardown":
             record["reason"] = f"examples not applicable (rejected, not counted): {meta['rejected']}"
         wasxfail = getattr(report, "wasxfail", None)
-        if report.skipped and wasxfail is not None:
+        if meta.get("harness_error"):  # Never a verdict, expected or not: the suite or adapter broke.
+            record.update(status=schema.ERROR, message=_message(report, meta), reproduce=meta.get("reproduce"))
+        elif report.skipped and wasxfail is not None:
             record.update(status=schema.EXPECTED_FAILURE, reason=wasxfail)
         elif report.passed and wasxfail is not None and report.when == "call":
             record.update(status=schema.UNEXPECTED_PASS, reason=wasxfail)
@@ -574,12 +588,7 @@ class _Verdicts:
             else:  # A check may only be left out as not applicable, with its reason.
                 record.update(status=schema.ERROR, message=f"skipped without a not-applicable reason: {reason}")
         elif report.failed:
-            text = report.longreprtext
-            if meta.get("crash"):  # A dead worker: the whole text is ours (isolation.describe_crash).
-                message = str(report.longrepr)[:4000]
-            else:
-                message = "\n".join(line[2:] for line in text.splitlines() if line.startswith("E "))[:4000] or text[-4000:]
-            record.update(status=schema.FAILED if report.when == "call" else schema.ERROR, message=message,
+            record.update(status=schema.FAILED if report.when == "call" else schema.ERROR, message=_message(report, meta),
                           example=meta.get("example"), reproduce=meta.get("reproduce"))
 
     @pytest.hookimpl(tryfirst=True)  # Before junitxml writes its file: a partial run's goes elsewhere.

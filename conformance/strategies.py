@@ -12,6 +12,7 @@ The pieces, smallest first:
   layouts                                               -> variables and their groups
   steps                                                 -> one call's (index, gradient) pairs
   cases                                                 -> all of the above, ready to run
+  cases_with_changing_groups                            -> entries whose var lists change between steps
 """
 
 from __future__ import annotations
@@ -49,17 +50,38 @@ class Capabilities:
     composite_clipping: bool = True
 
 
+Groups = Tuple[Tuple[int, ...], ...]  # Each entry's variable indices.
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """A composite, its variables' initial values, and a sequence of good steps."""
+    """A composite, its variables' initial values, and a sequence of good steps.
+
+    `regroupings[t]`, where given and not None, is what the entries' var lists return from step t
+    (0-based) on (SPEC ROUTE-1); without it they return `spec.groups` throughout.
+    """
 
     spec: CompositeSpec
     variables: Tuple[VariableSpec, ...]
     steps: Tuple[Step, ...]
+    regroupings: Tuple[Optional[Groups], ...] = ()
 
     def owner(self) -> dict:
-        """Variable index -> entry index."""
+        """Variable index -> entry index (of `spec.groups`)."""
         return {i: k for k, group in enumerate(self.spec.groups) for i in group.variables}
+
+    def groups_before_step(self, t: int) -> Optional[Groups]:
+        return self.regroupings[t] if t < len(self.regroupings) else None
+
+    def universes(self) -> Optional[Groups]:
+        """Every variable each entry lists at some step, in first-listed order; None without regroupings."""
+        if not any(g is not None for g in self.regroupings):
+            return None
+        universes = [list(g.variables) for g in self.spec.groups]
+        for groups in self.regroupings:
+            for k, group in enumerate(groups or ()):
+                universes[k] += [i for i in group if i not in universes[k]]
+        return tuple(tuple(u) for u in universes)
 
 
 # --------------------------------------------------------------------------- variables
@@ -284,3 +306,38 @@ def cases(
     n_steps = draw(st.integers(min_steps, max_steps))
     layout = [g.variables for g in groups]
     return Case(spec, tuple(variables), tuple(draw(steps(caps, variables, layout)) for _ in range(n_steps)))
+
+
+@st.composite
+def cases_with_changing_groups(draw, caps: Capabilities) -> Case:
+    """A case whose entries' var lists change between steps (SPEC ROUTE-1): before a generated step,
+    some variables listed by no entry so far are listed from then on (a layer built after the first
+    step), and some listed ones move to another entry. Every step is a good step for the groups of
+    that moment."""
+    variables, groups = draw(layouts(caps, min_groups=2, max_groups=3, orphans=True))
+    n_steps = draw(st.integers(2, 4))
+    first = draw(st.integers(1, n_steps - 1))  # The first step before which the var lists change.
+    current = [list(g.variables) for g in groups]
+    layout_of_step, regroupings = [], []
+    for t in range(n_steps):
+        regrouped = None
+        if t == first or (t > first and draw(st.booleans())):
+            owners = {i: k for k, group in enumerate(current) for i in group}
+            moved = {}
+            for i in range(len(variables)):
+                if i not in owners:  # Not listed yet: maybe listed from now on.
+                    if draw(st.booleans()):
+                        moved[i] = draw(st.integers(0, len(current) - 1))
+                elif draw(st.integers(0, 2)) == 0:
+                    moved[i] = draw(st.sampled_from([k for k in range(len(current)) if k != owners[i]]))
+            if not moved:  # Something changes at `first`: the first listed variable moves on.
+                i = min(owners)
+                moved[i] = (owners[i] + 1) % len(current)
+            current = [[i for i in group if i not in moved] for group in current]
+            for i, k in moved.items():
+                current[k].append(i)
+            regrouped = tuple(tuple(group) for group in current)
+        regroupings.append(regrouped)
+        layout_of_step.append(tuple(tuple(group) for group in current))
+    good_steps = tuple(draw(steps(caps, variables, layout)) for layout in layout_of_step)
+    return Case(CompositeSpec(groups=groups), tuple(variables), good_steps, tuple(regroupings))

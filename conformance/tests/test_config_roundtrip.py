@@ -21,7 +21,11 @@ def test_from_config_rebuilds_an_identical_optimizer(impl, data):
     instance, _ = checks.build(impl, case)
     with checks.applicability():
         config = instance.config()
-        rebuilt_from = json.loads(json.dumps(config))  # Must survive JSON, as a saved model's would.
+    try:  # Must survive JSON, as a saved model's would: failing to is the implementation's, not the suite's.
+        rebuilt_from = json.loads(json.dumps(config))
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"the config is not JSON-serialisable: {exc}") from exc
+    with checks.applicability():
         twin = impl.adapter.from_config(rebuilt_from, case.variables, [g.variables for g in case.spec.groups])
         assert twin.config() == config, "config of the rebuilt optimizer differs from the original's"
         for number, pairs in enumerate(case.steps, 1):

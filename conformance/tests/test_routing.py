@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.protocol import VariableSpec
@@ -27,6 +27,19 @@ def test_same_named_variables_route_by_identity(impl, data):
     case = data.draw(cs.cases(impl.caps, min_groups=2), label="case")
     renamed = tuple(VariableSpec("shared", v.value) for v in case.variables)
     checks.run_case(impl, dataclasses.replace(case, variables=renamed))
+
+
+# Half the profile's examples: every example changes the var lists at least once, and the steps are
+# those of ROUTE-9's broad check, which runs the full count on fixed lists.
+@pytest.mark.requirement("ROUTE-1")
+@pytest.mark.needs("changing_groups")
+@settings(max_examples=max(5, settings.default.max_examples // 2))
+@given(data=st.data())
+def test_var_lists_are_read_every_step(impl, data):
+    """ROUTE-1: each step calls the var-list callables afresh: a variable listed later (a layer built
+    after the first step) is trained from then on, and one moved to another entry continues with that
+    entry's sub-optimizer (fresh slots there), as the oracle computes."""
+    checks.run_case(impl, data.draw(cs.cases_with_changing_groups(impl.caps), label="case"))
 
 
 @pytest.mark.requirement("ROUTE-2", "ROUTE-7")

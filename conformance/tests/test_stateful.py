@@ -4,7 +4,12 @@ interleaved at random, with invariants checked after every rule:
   - the composite counter equals the number of successful steps (ITER-1, ITER-2);
   - the variables equal the oracle's (ROUTE-9), whatever twin the training has moved into;
   - a failed call changes nothing (ATOM-1).
+
+Every rule reaches the implementation: a bad call is one the implementation itself must refuse
+(an all-None call, ROUTE-3; a gradient for a variable that exists but no entry lists, ROUTE-4).
 """
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -16,6 +21,8 @@ from conformance import checks
 from conformance import strategies as cs
 from conformance.oracle import Oracle
 
+ORPHAN = "orphan_variable"
+
 
 class CompositeMachine(RuleBasedStateMachine):
     impl = None  # Set by the test below; a state machine cannot take fixtures.
@@ -23,6 +30,14 @@ class CompositeMachine(RuleBasedStateMachine):
     @initialize(data=st.data())
     def build(self, data):
         self.case = data.draw(cs.cases(self.impl.caps, max_steps=1), label="case")
+        # A variable that no entry lists, for the unlisted_variable rule: it exists in the composite's
+        # model, so a gradient for it reaches the implementation, which must refuse it (ROUTE-4).
+        self.orphan = None
+        if self._supports("step_errors") and data.draw(st.booleans(), label="with a variable no entry lists"):
+            self.orphan = len(self.case.variables)
+            shape = data.draw(cs.variable_shapes, label="its shape")
+            self.case = dataclasses.replace(
+                self.case, variables=self.case.variables + (VariableSpec(ORPHAN, np.zeros(shape, np.float32)),))
         self.instance, self.oracle = checks.build(self.impl, self.case)
         # State is created up front, so every twin lists it in the same order (WEIGHT-3 moves
         # state between composites of the same structure; creation order is part of that).
@@ -40,21 +55,23 @@ class CompositeMachine(RuleBasedStateMachine):
         checks.step_and_compare(self.impl, self.case, self.instance, self.oracle, pairs, self.steps + 1)
         self.steps += 1
 
-    @precondition(lambda self: self._supports("step_errors"))
+    @precondition(lambda self: getattr(self, "orphan", None) is not None)
     @rule(data=st.data())
     def unlisted_variable(self, data):
         before = checks.snapshot(self.instance)
-        # An index past the last variable: the adapter has no such variable, so no entry lists it.
         pairs = data.draw(cs.steps(self.impl.caps, self.case.variables, self.groups), label="good pairs")
-        checks.expect_raises(lambda: self.instance.step(tuple(pairs) + ((len(self.case.variables), np.ones(3, np.float32)),)),
-                             "a gradient for a variable that does not exist in the composite")
+        shape = self.case.variables[self.orphan].value.shape
+        checks.expect_raises(self.impl, lambda: self.instance.step(tuple(pairs) + ((self.orphan, np.ones(shape, np.float32)),)),
+                             "a gradient for a variable no entry lists", error=ValueError,
+                             mentions=[checks.names(ORPHAN)])
         checks.assert_unchanged(before, checks.snapshot(self.instance), "a refused call")
 
     @precondition(lambda self: self._supports("none_gradient"))
     @rule()
     def all_none(self):
         before = checks.snapshot(self.instance)
-        checks.expect_raises(lambda: self.instance.step(tuple((i, None) for i in self.listed)), "an all-None call")
+        checks.expect_raises(self.impl, lambda: self.instance.step(tuple((i, None) for i in self.listed)),
+                             "an all-None call", error=ValueError)
         checks.assert_unchanged(before, checks.snapshot(self.instance), "a refused all-None call")
 
     def _materialize(self, instance):
@@ -123,7 +140,8 @@ class CompositeMachine(RuleBasedStateMachine):
                                        checks.tolerance_for(self.impl, self.case.spec.clip), "variables")
 
 
-@pytest.mark.requirement("ITER-1", "ITER-2", "ATOM-1", "ROUTE-9", "WEIGHT-3", "CONF-4", "CKPT-1")
+# ROUTE-3 and ROUTE-4: the all_none and unlisted_variable rules check those refusals.
+@pytest.mark.requirement("ITER-1", "ITER-2", "ATOM-1", "ROUTE-3", "ROUTE-4", "ROUTE-9", "WEIGHT-3", "CONF-4", "CKPT-1")
 def test_interleaved_operations_keep_the_invariants(impl):
     from hypothesis import settings
 

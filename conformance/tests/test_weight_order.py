@@ -59,12 +59,14 @@ def test_state_moves_into_a_twin_and_training_continues(impl, data):
 @pytest.mark.needs("state")
 @given(data=st.data(), fault=st.sampled_from(["one value short", "one value extra", "a value of the wrong shape"]))
 def test_set_state_refuses_a_mismatch_and_writes_nothing(impl, data, fault):
-    """WEIGHT-2/ATOM-3: a wrong count or shape raises, and nothing is written."""
+    """WEIGHT-2/ATOM-3: a wrong count or shape raises ValueError (a wrong shape: naming its position),
+    and nothing is written."""
     case = data.draw(cs.cases(impl.caps), label="case")
     instance, _ = checks.run_case(impl, case)
     state = checks.all_state(instance)
     # Values that differ from the current ones, so a partial write would show.
     bad = [np.asarray(v) + np.ones_like(v) for v in state]
+    mentions = []
     if fault == "one value short":
         bad = bad[:-1]
     elif fault == "one value extra":
@@ -72,6 +74,8 @@ def test_set_state_refuses_a_mismatch_and_writes_nothing(impl, data, fault):
     else:
         position = data.draw(st.integers(0, len(bad) - 1), label="position of the wrong shape")
         bad[position] = np.zeros(np.asarray(bad[position]).shape + (2,), np.float32)
+        mentions = [checks.names(position)]
     before = checks.snapshot(instance)
-    checks.expect_raises(lambda: instance.set_state(bad), f"set_state with {fault}")
+    checks.expect_raises(impl, lambda: instance.set_state(bad), f"set_state with {fault}", error=ValueError,
+                         mentions=mentions)
     checks.assert_unchanged(before, checks.snapshot(instance), f"a refused set_state ({fault})")

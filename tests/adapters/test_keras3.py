@@ -34,6 +34,7 @@ def _probe(backend: str) -> dict:
         CompositeSpec,
         DeviceUnavailable,
         Group,
+        Refused,
         Schedule,
         Sparse,
         SubOptimizer,
@@ -165,8 +166,8 @@ def _probe(backend: str) -> dict:
     try:
         unlisted.step([(0, np.ones(2, np.float32))])
         out["absent"] = "accepted"
-    except ValueError as exc:
-        out["absent"] = f"ValueError: {exc}"
+    except Refused as exc:  # Keras' own exception, handed over by the adapter (protocol 2).
+        out["absent"] = str(exc)
     out["absent_iterations"] = unlisted.iterations()
 
     try:

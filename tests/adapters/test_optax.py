@@ -167,9 +167,10 @@ def test_state_round_trip_and_bad_set_state(adapter):
         np.testing.assert_array_equal(a, b)
 
     kept = copy.state()
-    with pytest.raises(ValueError, match="expected 7 arrays, got 6"):
+    # optax has no call that writes a state: a list that does not fit is not optax's to refuse.
+    with pytest.raises(Unsupported, match="no call that writes an optimizer state"):
         copy.set_state(kept[:-1])
-    with pytest.raises(ValueError, match="array 1 has shape"):
+    with pytest.raises(Unsupported, match="no call that writes an optimizer state"):
         copy.set_state([kept[0], np.zeros(4, np.float32)] + kept[2:])
     for a, b in zip(copy.state(), kept):
         np.testing.assert_array_equal(a, b)
@@ -196,7 +197,7 @@ def test_grouping_errors(adapter):
         adapter.composite(doubly, _variables())
     # Variable 2 is listed by no entry: optax refuses to initialise, whatever the gradients.
     unlisted = adapter.composite(CompositeSpec((Group(ADAM, (0, 1)),)), _variables())
-    with pytest.raises(ValueError, match="no corresponding transformation"):
+    with pytest.raises(protocol.Refused, match="ValueError: .*no corresponding transformation"):
         unlisted.step([(0, _gradients(0)[0])], compiled=True)
     np.testing.assert_array_equal(unlisted.variables()[0], _variables()[0].value)
 
@@ -207,7 +208,7 @@ def test_mismatched_gradient_shape_broadcasts_into_the_variable(adapter):
     composite = adapter.composite(_two_entries(), _variables())
     composite.step([(0, np.ones((2, 3), np.float32))], compiled=True)
     assert composite.variables()[0].shape == (2, 3)
-    with pytest.raises(TypeError, match="incompatible shapes"):
+    with pytest.raises(protocol.Refused, match="TypeError: .*incompatible shapes"):
         composite.step([(2, np.ones(5, np.float32))], compiled=True)
 
 

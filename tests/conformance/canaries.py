@@ -10,9 +10,11 @@ conformance checks that should catch it (one subprocess per canary stays short).
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from adapters.tf_keras import TfKerasAdapter
 from reference import CompositeOptimizer
 
 LegacyOptimizer = tf_keras.optimizers.legacy.Optimizer
@@ -269,6 +271,146 @@ class AcceptsUnlisted(CompositeOptimizer):
         return super().apply_gradients(listed, name, experimental_aggregate_gradients)
 
 
+# --------------------------------------------------------------------------- refusals: type and message (tf_keras)
+
+
+class UnlistedRefusedWithRuntimeError(CompositeOptimizer):
+    """Fault: a gradient for a variable no entry lists is refused, but with RuntimeError where the spec
+    says ValueError (code that catches ValueError, as for tf_keras' own optimizers, misses it).
+    Breaks ROUTE-4."""
+
+    BREAKS, SELECT = "ROUTE-4", "unlisted_variable_raises_names_it_and_changes_nothing"
+
+    def _checked_pairs(self, grads_and_vars, var_lists):
+        try:
+            return super()._checked_pairs(grads_and_vars, var_lists)
+        except ValueError as exc:
+            if "listed by no entry" not in str(exc):
+                raise
+            raise RuntimeError(str(exc)) from None
+
+
+class EmptyListRefusedWithTypeError(CompositeOptimizer):
+    """Fault: an empty entry list is refused with TypeError where the spec says ValueError. Breaks CTOR-2."""
+
+    BREAKS, SELECT = "CTOR-2", "empty_entry_list_is_refused"
+
+    def __init__(self, optimizers_and_vars, name="CompositeOptimizer", **kwargs):
+        if isinstance(optimizers_and_vars, (list, tuple)) and not optimizers_and_vars:
+            raise TypeError("CompositeOptimizer needs (optimizer, callable) pairs.")
+        super().__init__(optimizers_and_vars, name=name, **kwargs)
+
+
+class OverlapMessageWithoutIndices(CompositeOptimizer):
+    """Fault (TFRS's message): a variable listed by two entries is refused with ValueError naming the
+    variable but not the two entry indices. Breaks ROUTE-4."""
+
+    BREAKS, SELECT = "ROUTE-4", "doubly_listed_variable_is_refused"
+
+    @staticmethod
+    def _owners(var_lists):
+        owners = {}
+        for index, var_list in enumerate(var_lists):
+            for var in var_list:
+                if owners.setdefault(id(var), index) != index:
+                    raise ValueError(f"Variable {var.name!r} is handled by two optimizers.")
+        return owners
+
+
+class SetWeightsMessageWithoutPosition(CompositeOptimizer):
+    """Fault (tf_keras' own message): set_weights refuses a wrongly shaped value, writing nothing, but
+    its ValueError gives the two shapes, not the value's position. Breaks WEIGHT-2."""
+
+    BREAKS, SELECT = "WEIGHT-2", "set_state_refuses_a_mismatch_and_writes_nothing"
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        for param, value in zip(self.weights, weights):
+            if tuple(param.shape) != tuple(np.shape(value)):
+                raise ValueError(f"Optimizer weight shape {tuple(param.shape)} not compatible with provided "
+                                 f"weight shape {tuple(np.shape(value))}.")
+        super().set_weights(weights)
+
+
+class AcceptsDoublyListed(CompositeOptimizer):
+    """Fault: a variable listed by two entries is accepted; the first entry listing it trains it.
+    Breaks ROUTE-4."""
+
+    BREAKS, SELECT = "ROUTE-4", "doubly_listed_variable_is_refused"
+
+    @staticmethod
+    def _owners(var_lists):
+        owners = {}
+        for index, var_list in enumerate(var_lists):
+            for var in var_list:
+                owners.setdefault(id(var), index)
+        return owners
+
+
+class SnapshotBugAdapter(TfKerasAdapter):
+    """Not an implementation but an adapter with a bug: its instances' `state()` raises AttributeError
+    (the adapter's own code, outside any implementation call), over AcceptsDoublyListed. A refusal
+    check that takes that AttributeError for the implementation's refusal passes ROUTE-4 for an
+    implementation that accepts a doubly listed variable; the suite must report an error instead."""
+
+    def __init__(self):
+        super().__init__(AcceptsDoublyListed, name="snapshot-bug")
+
+    def composite(self, spec, variables):
+        instance = super().composite(spec, variables)
+        instance.state = lambda: instance.no_such_attribute  # The adapter's own AttributeError.
+        return instance
+
+
+# --------------------------------------------------------------------------- structure the suite must not assume
+
+
+class DefaultOptimizerForUnlisted(CompositeOptimizer):
+    """Fault: a variable no entry lists is trained by a default SGD, which `optimizers` lists after the
+    entries' sub-optimizers, instead of being refused. Breaks ROUTE-4 and nothing else: the entries'
+    counters, state and config are the reference's, so every check that reads them per entry passes."""
+
+    BREAKS, SELECT = "ROUTE-4", "unlisted_variable_raises_names_it_and_changes_nothing"
+
+    def __init__(self, optimizers_and_vars, name="CompositeOptimizer", **kwargs):
+        super().__init__(optimizers_and_vars, name=name, **kwargs)
+        self._default_optimizer = tf_keras.optimizers.legacy.SGD(0.01)
+
+    @property
+    def optimizers(self):
+        return super().optimizers + [self._default_optimizer]
+
+    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+        pairs = list(grads_and_vars)
+        var_lists = self._var_lists()  # Held while the id map is used.
+        owners = self._owners(var_lists)
+        unlisted = [(g, v) for g, v in pairs if g is not None and id(v) not in owners]
+        if unlisted:
+            self._default_optimizer.apply_gradients(unlisted)
+        listed = [(g, v) for g, v in pairs if g is None or id(v) in owners]
+        return super().apply_gradients(listed, name, experimental_aggregate_gradients)
+
+    def get_config(self):
+        config = super().get_config()
+        config["optimizers"] = config["optimizers"][:len(self._optimizers_and_vars)]  # The entries' only.
+        return config
+
+
+class ReadsVarListsOnce(CompositeOptimizer):
+    """Fault: calls the var-list callables once, at the first step, and routes by that result ever
+    after: a variable listed later is refused as unlisted, one moved to another entry keeps its old
+    sub-optimizer. Breaks ROUTE-1."""
+
+    BREAKS, SELECT = "ROUTE-1", "var_lists_are_read_every_step"
+
+    def _var_lists(self):
+        cached = self.__dict__.get("_first_var_lists")
+        if cached is None:
+            cached = super()._var_lists()
+            object.__setattr__(self, "_first_var_lists", cached)  # Untracked: not optimizer state.
+        return cached
+
+
 # --------------------------------------------------------------------------- distribution
 
 
@@ -293,5 +435,7 @@ CANARIES = (
     ConfigDropsLearningRate, ConfigForgetsClipping,
     GlobalClipnormPerGroup, ClipvalueAfterNorm, DriftsByPointOnePercent,
     ValidatesAfterApplying, AcceptsUnlisted,
+    UnlistedRefusedWithRuntimeError, EmptyListRefusedWithTypeError, OverlapMessageWithoutIndices,
+    SetWeightsMessageWithoutPosition, AcceptsDoublyListed, DefaultOptimizerForUnlisted, ReadsVarListsOnce,
     ClipsBeforeSummingReplicas,
 )

@@ -1,6 +1,10 @@
 """A conformance adapter for the numpy toy composite (toycomposite.py), written only against
 adapters/protocol.py: no TensorFlow, JAX or torch anywhere.
 
+Every call into the toy (building it, a step, reading and writing its state and config) runs inside
+`protocol.implementation_call()`, so what the toy raises is its refusal and what this adapter raises
+is an error of the run.
+
 Run from outside the repository:
     PYTHONPATH=<this directory>:<repo> python -m conformance --impl toyadapter:ToyAdapter
 """
@@ -28,15 +32,17 @@ if os.environ.get("TOY_IMPORTED_FRAMEWORKS"):
 _NO_SPARSE = "the toy's sub-optimizers take dense numpy arrays only: it has no sparse gradient type"
 _NO_COMPILER = "numpy has no compiler: every toy step runs eagerly"
 _NO_REPLICAS = "the toy runs in one process on one device: it has no replicas to sum over"
+_NO_CHANGING_GROUPS = "ToyComposite takes each entry's variables as a list when it is built, not a callable"
 
 
-def _sub_optimizer(sub: SubOptimizer):
+def _sub_optimizer(sub: SubOptimizer, sgd=toy.ToySGD):
     if sub.kind != "sgd":
         raise Unsupported(f"the toy has no {sub.kind!r} optimizer, only SGD (with or without momentum)")
     lr = sub.learning_rate
     if isinstance(lr, protocol.Schedule):
         lr = {"kind": lr.kind, "params": json.loads(json.dumps(dict(lr.params)))}
-    return toy.ToySGD(lr, sub.hyper.get("momentum", 0.0), sub.hyper.get("nesterov", False), **sub.clip.as_kwargs())
+    with protocol.implementation_call():
+        return sgd(lr, sub.hyper.get("momentum", 0.0), sub.hyper.get("nesterov", False), **sub.clip.as_kwargs())
 
 
 def _variables(variables):
@@ -88,7 +94,9 @@ class ToyCompositeInstance(_Instance):
         self._composite = composite
 
     def step(self, pairs, *, compiled=False):
-        self._composite.apply_gradients(self._grads_and_vars(pairs, compiled))
+        grads_and_vars = self._grads_and_vars(pairs, compiled)
+        with protocol.implementation_call():
+            self._composite.apply_gradients(grads_and_vars)
 
     def iterations(self):
         return self._composite.iterations
@@ -97,13 +105,17 @@ class ToyCompositeInstance(_Instance):
         return [opt.iterations for opt in self._composite.optimizers]
 
     def state(self):
-        return [np.array(w) for w in self._composite.get_weights()]
+        with protocol.implementation_call():
+            return [np.array(w) for w in self._composite.get_weights()]
 
     def set_state(self, values):
-        self._composite.set_weights(values)
+        values = list(values)
+        with protocol.implementation_call():
+            self._composite.set_weights(values)
 
     def config(self):
-        return self._composite.get_config()
+        with protocol.implementation_call():
+            return self._composite.get_config()
 
     @property
     def native(self):
@@ -151,6 +163,7 @@ class ToyAdapter:
     protocol_version = protocol.PROTOCOL_VERSION
     name = "toy"
     framework = "numpy"
+    sgd = toy.ToySGD  # The sub-optimizer class (a variant port may bring its own).
 
     def info(self):
         return {"implementation": "toycomposite.ToyComposite", "version": "0.1", "numpy": np.__version__}
@@ -161,6 +174,7 @@ class ToyAdapter:
             "compiled_step": _NO_COMPILER,
             "replicas": _NO_REPLICAS,
             "tf_keras_api": "the toy is a numpy optimizer, not a tf_keras legacy optimizer",
+            "changing_groups": _NO_CHANGING_GROUPS,
         }
 
     def optimizer_kinds(self):
@@ -171,19 +185,21 @@ class ToyAdapter:
             raise DeviceUnavailable(f"--device {device}: the toy runs on the CPU only")
 
     def _build(self, subs, groups, clip: Clip, variables: list):
-        composite = toy.ToyComposite([(opt, [variables[i] for i in group]) for opt, group in zip(subs, groups)],
-                                     **clip.as_kwargs())
+        entries = [(opt, [variables[i] for i in group]) for opt, group in zip(subs, groups)]
+        with protocol.implementation_call():
+            composite = toy.ToyComposite(entries, **clip.as_kwargs())
         return ToyCompositeInstance(composite, variables)
 
     def composite(self, spec: CompositeSpec, variables):
         variables = _variables(variables)
-        subs = [_sub_optimizer(g.optimizer) for g in spec.groups]
+        subs = [_sub_optimizer(g.optimizer, self.sgd) for g in spec.groups]
         return self._build(subs, [g.variables for g in spec.groups], spec.clip, variables)
 
     def standalone(self, optimizer: SubOptimizer, variables):
-        return ToyStandaloneInstance(_sub_optimizer(optimizer), _variables(variables))
+        return ToyStandaloneInstance(_sub_optimizer(optimizer, self.sgd), _variables(variables))
 
     def from_config(self, config, variables, groups):
-        subs = [toy.ToySGD(**c) for c in config["optimizers"]]
+        with protocol.implementation_call():
+            subs = [self.sgd(**c) for c in config["optimizers"]]
         clip = Clip(config["clipvalue"], config["clipnorm"], config["global_clipnorm"])
         return self._build(subs, groups, clip, _variables(variables))
