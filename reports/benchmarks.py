@@ -76,7 +76,7 @@ TARGETS = (
 )
 SCALING_IMPLS = ("direct", "reference", "tfrs", "keras3_direct", "keras3_multi")
 # The suite's own targets (tests/benchmarks/bench_suite.py), in wall seconds of one run.
-SUITE_TARGETS = {"ci_profile": 60.0, "rejects": 20.0}
+SUITE_TARGETS = {"ci_profile": 60.0, "rejects": 20.0, "isolation_ratio": 1.10}
 
 
 # ------------------------------------------------------------------ reading
@@ -277,10 +277,12 @@ def scaling(rows: Iterable[Mapping]) -> list:
 
 def suite_cost(raw: Mapping) -> dict:
     """The conformance suite's own runs (bench_suite.py): the ci profile, and each canary's rejection."""
-    ci, rejects = None, []
+    ci, rejects, isolation = None, [], []
     for bench in raw.get("benchmarks", []):
         info = bench.get("extra_info", {})
-        if info.get("suite") == "ci_profile":
+        if info.get("suite") == "isolation":
+            isolation.append({key: info.get(key) for key in ("device", "mode", "command", "wall_s", "verdicts", "examples")})
+        elif info.get("suite") == "ci_profile":
             ci = {key: info.get(key) for key in (
                 "command", "wall_s", "checks_s", "examples", "examples_per_s", "min_examples_per_property",
                 "summary", "areas")}
@@ -291,7 +293,25 @@ def suite_cost(raw: Mapping) -> dict:
                 "impl", "device", "command", "wall_s", "breaks", "rejected_by", "rejected_requirements",
                 "checks_run")})
             rejects[-1]["met"] = info["wall_s"] <= SUITE_TARGETS["rejects"]
-    return {"ci_profile": ci, "rejects": rejects, "rejects_target_s": SUITE_TARGETS["rejects"]}
+    return {"ci_profile": ci, "rejects": rejects, "rejects_target_s": SUITE_TARGETS["rejects"],
+            "isolation": isolation_cost(isolation)}
+
+
+def isolation_cost(runs: list) -> list:
+    """Per device and mode: wall time, its ratio to the in-process run of the same device, and
+    whether verdicts and examples per check equal the in-process run's (bench_suite.test_isolation)."""
+    base = {r["device"]: r for r in runs if r["mode"] == "in_process"}
+    rows = []
+    for r in runs:
+        ref = base.get(r["device"])
+        rows.append({
+            "device": r["device"], "mode": r["mode"], "command": r["command"], "wall_s": r["wall_s"],
+            "ratio_to_in_process": r["wall_s"] / ref["wall_s"] if ref else None,
+            "same_verdicts": r["verdicts"] == ref["verdicts"] if ref else None,
+            "same_examples": r["examples"] == ref["examples"] if ref else None,
+            "target": SUITE_TARGETS["isolation_ratio"] if r["mode"] == "worker" else None,
+        })
+    return rows
 
 
 def summarize(raw: Mapping, source: str = "") -> dict:
@@ -566,10 +586,25 @@ def _graph_table(rows) -> list:
 
 
 def _suite_lines(suite: Mapping) -> list:
-    ci, rejects = suite.get("ci_profile"), suite.get("rejects") or []
-    if not ci and not rejects:
+    ci, rejects, isolation = suite.get("ci_profile"), suite.get("rejects") or [], suite.get("isolation") or []
+    if not ci and not rejects and not isolation:
         return ["Not measured in this run (tests/benchmarks/bench_suite.py was deselected)."]
     lines = []
+    if isolation:
+        lines += [
+            "Isolation and parallel checks (`--profile ci` against the reference; `in_process` is "
+            "`-p no:xdist`, the checks in the runner's process as before isolation; `worker` the default, "
+            f"one pytest-xdist worker; `2_workers` `-n 2`). Target: `worker` within "
+            f"{SUITE_TARGETS['isolation_ratio']:g}x of `in_process`.",
+            "",
+            "| device | mode | wall | / in_process | same verdicts | same examples per check |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in isolation:
+            ratio = "n/a" if r["ratio_to_in_process"] is None else f"{r['ratio_to_in_process']:.3f}"
+            lines.append(f"| {r['device']} | {r['mode']} | {r['wall_s']:.1f} s | {ratio} | "
+                         f"{r['same_verdicts']} | {r['same_examples']} |")
+        lines.append("")
     if ci:
         lines += [
             f"`{ci['command']}`: **{ci['wall_s']:.1f} s** wall, TensorFlow's import included "

@@ -7,8 +7,15 @@
                      --profile ci -x`: the wall time until a faulty implementation is
                      rejected, and the check and requirements that rejected it.
 
+    isolation[DEVICE-MODE]  the ci profile against the reference on cpu and replicas:2, run
+                     `in_process` (-p no:xdist: the checks in the runner's own process, as
+                     before the runner isolated them), in one `worker` process (the default)
+                     and in `2_workers` (-n 2): wall time, verdicts and examples per check, so
+                     the report shows the isolation's cost and the speed-up as ratios of one run.
+
 Targets (the conformance issue's, reported by `python -m reports.benchmarks`, never
-asserted): the ci run within 60 s; every canary rejected within 20 s.
+asserted): the ci run within 60 s; every canary rejected within 20 s; the worker process costs
+at most 10% over in_process.
 
 One round each: a run is tens of seconds, and its ratio to nothing is what is reported.
 The canary on two replicas (`DEVICE`) is measured on that device.
@@ -77,4 +84,21 @@ def test_rejects(benchmark, tmp_path, canary):
         wall_s=wall, breaks=canary.BREAKS, rejected_by=failed[0]["id"],
         rejected_requirements=failed[0]["requirements"],
         checks_run=len(run.report["checks"]),
+    )
+
+
+ISOLATION_MODES = {"in_process": ["-p", "no:xdist"], "worker": [], "2_workers": ["-n", "2"]}
+
+
+@pytest.mark.parametrize("mode", list(ISOLATION_MODES))
+@pytest.mark.parametrize("device", ["cpu", "replicas:2"])
+def test_isolation(benchmark, tmp_path, device, mode):
+    run, wall = benchmark.pedantic(_run, args=("reference", device, tmp_path, *ISOLATION_MODES[mode]),
+                                   rounds=1, iterations=1)
+    report = run.report
+    assert run.returncode == 0 and report, run.describe()
+    benchmark.extra_info.update(
+        suite="isolation", impl="reference", device=device, mode=mode, command=run.command, wall_s=wall,
+        verdicts={c["id"]: c["status"] for c in report["checks"]},
+        examples={c["id"]: c["examples_run"] for c in report["checks"]},
     )

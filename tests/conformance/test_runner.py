@@ -184,3 +184,22 @@ def test_framework_start_up_noise_is_not_repeated(tmp_path):
     assert run.returncode == 0, run.describe()
     for notice in ("cudart_stub", "oneDNN custom operations"):
         assert run.output.count(notice) <= 1, run.output[:3000]
+
+
+# --------------------------------------------------------------------------- several workers
+
+
+def test_two_workers_give_the_verdicts_and_examples_of_one(tmp_path):
+    """-n 2 (pytest-xdist) merges both workers' results into one report: the same checks, verdicts
+    and example counts as one worker (the ci profile is derandomized)."""
+    subset = ["-k", "iterations or weight_order or distribution"]
+    one = run_conformance("reference", subset, tmp_path / "one")
+    two = run_conformance("reference", [*subset, "-n", "2"], tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, one.describe() + two.describe()
+    assert "2 workers" in two.output, two.describe()
+
+    def verdicts(run):
+        return {c["id"]: (c["status"], c["examples_run"]) for c in run.report["checks"]}
+
+    assert verdicts(one) == verdicts(two) and len(verdicts(one)) >= 9, (verdicts(one), verdicts(two))
+    assert (tmp_path / "two" / "reference-cpu.partial.xml").exists()

@@ -127,3 +127,19 @@ def test_the_command_writes_both_files(tmp_path, capsys):
         tmp_path / "out" / "benchmarks.md"
     ).read_text()
     assert "0/1 target checks met (1 missed beyond what the run resolves)" in capsys.readouterr().out
+
+
+def test_isolation_rows_compare_each_mode_with_the_in_process_run_of_its_device():
+    def run(device, mode, wall, status="passed", examples=50):
+        return {"extra_info": {"suite": "isolation", "device": device, "mode": mode, "command": "c", "wall_s": wall,
+                               "verdicts": {"a": status}, "examples": {"a": examples}}}
+
+    raw = {"benchmarks": [run("cpu", "in_process", 50.0), run("cpu", "worker", 54.0),
+                          run("cpu", "2_workers", 30.0, status="failed"), run("replicas:2", "worker", 60.0)]}
+    from reports.benchmarks import suite_cost
+
+    rows = {(r["device"], r["mode"]): r for r in suite_cost(raw)["isolation"]}
+    assert rows["cpu", "worker"]["ratio_to_in_process"] == pytest.approx(1.08)
+    assert rows["cpu", "worker"]["same_verdicts"] is True and rows["cpu", "worker"]["target"] == 1.10
+    assert rows["cpu", "2_workers"]["same_verdicts"] is False  # A changed verdict shows, whatever the speed.
+    assert rows["replicas:2", "worker"]["ratio_to_in_process"] is None  # No in-process run to compare with.
