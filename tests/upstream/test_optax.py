@@ -3,9 +3,6 @@
 Each test drives optax with plain JAX, no suite or adapter code, and asserts what optax does instead of
 what SPEC says: it fails the day optax stops deviating, and the expectations entries it backs must then
 go. Run by `nox -s "conformance(impl='optax')"` before the suite.
-
-A JAX gradient pytree holds an array for every parameter: a group that gets no gradient in a step is
-given zeros (what `jax.grad` returns for parameters the loss does not use).
 """
 
 import jax
@@ -21,34 +18,41 @@ def count(state, label):
 
 
 @pytest.mark.requirement("ROUTE-7", "ITER-3")
-def test_entry_without_gradient_still_advances_its_count_and_momentum():
+def test_entry_without_parameters_advances_its_count():
     """SPEC ROUTE-7: "A sub-optimizer whose group gets no gradient in a step is not called: its own counter
     and slots stay unchanged"; ITER-3: sub-optimizers' counters "advance only on steps where they are
-    applied". optax.partition runs every entry's update on every step: an entry whose group got zero
-    gradients advances its count and its momentum keeps moving its parameters, and an entry with no
-    parameters at all counts every step too."""
+    applied". optax.partition runs every entry's update on every step: an entry that owns no parameter at
+    all, so never gets a gradient, counts every step."""
+    params = {"a": jnp.array([1.0, 2.0])}
+    tx = optax.partition({"used": optax.adam(0.1), "idle": optax.adam(0.1)}, {"a": "used"})
+    state = tx.init(params)
+    for _ in range(2):
+        updates, state = tx.update({"a": jnp.ones(2)}, state, params)
+        params = optax.apply_updates(params, updates)
+    assert count(state, "used") == 2
+    assert count(state, "idle") == 2
+
+
+@pytest.mark.requirement("ROUTE-7", "ITER-3")
+def test_group_given_zero_gradients_is_updated():
+    """SPEC ROUTE-7, as above. A JAX gradient pytree holds an array for every parameter (optax refuses None
+    or missing leaves), so a group the loss did not use this step gets zeros, as `jax.grad` returns them;
+    optax.partition then updates its entry like any other: the count advances and momentum keeps moving
+    the parameters. (A deviation only if zeros are how a JAX port says "no gradient"; SPEC does not yet
+    decide this: see the report of issue 13.)"""
     params = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0, 4.0])}
-    labels = {"a": "adam", "b": "momentum"}
-    transforms = {"adam": optax.adam(0.1), "momentum": optax.sgd(0.1, momentum=0.9), "idle": optax.adam(0.1)}
-    tx = optax.partition(transforms, labels)
+    tx = optax.partition({"adam": optax.adam(0.1), "momentum": optax.sgd(0.1, momentum=0.9)},
+                         {"a": "adam", "b": "momentum"})
     state = tx.init(params)
     ones, zeros = jnp.ones(2), jnp.zeros(2)
-
     updates, state = tx.update({"a": ones, "b": ones}, state, params)
     params = optax.apply_updates(params, updates)
     b_after_its_step = np.asarray(params["b"])
-    updates, state = tx.update({"a": ones, "b": zeros}, state, params)  # Group b gets no gradient.
+    updates, state = tx.update({"a": zeros, "b": zeros}, state, params)  # Neither group was used.
     params = optax.apply_updates(params, updates)
-
     # SGD with momentum 0.9 moves b again by lr * momentum * previous trace = 0.1 * 0.9 * 1.
     np.testing.assert_allclose(np.asarray(params["b"]), b_after_its_step - 0.09, rtol=1e-6)
     assert count(state, "adam") == 2
-    assert count(state, "idle") == 2  # An entry that owns no parameter at all.
-
-    adam_b = optax.partition({"adam": optax.adam(0.1), "other": optax.adam(0.1)}, {"a": "other", "b": "adam"})
-    state_b = adam_b.init(params)
-    _, state_b = adam_b.update({"a": ones, "b": zeros}, state_b, params)
-    assert count(state_b, "adam") == 1  # Adam's own counter advanced with zero gradients only.
 
 
 @pytest.mark.requirement("ROUTE-4")
