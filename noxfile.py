@@ -47,7 +47,7 @@ def conformance(session):
 
 # The direct reproductions of each library's recorded deviations (tests/upstream/); keras-jax and
 # keras-torch run the Keras file on their own backend. tests/upstream/test_evidence_index.py uses the same rule.
-UPSTREAM = "tests/upstream/test_{library}.py"
+UPSTREAM = "tests/upstream/test_{library}_deviations.py"
 KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
 
 

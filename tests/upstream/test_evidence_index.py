@@ -1,9 +1,10 @@
 """Every published deviation names its direct reproduction (issue 13, item 4).
 
-Each `[[expected_failure]]` of adapters/expectations/NAME.toml carries `evidence`: one test, or a list,
-`tests/upstream/test_<library>.py::<function>`, that drives the library without the suite and asserts
-the deviation (run in that adapter's nox session, see tests/upstream/conftest.py). This file needs no
-framework: it reads the expectations and the reproductions' source (ast), never imports them.
+Each `[[expected_failure]]` of adapters/expectations/NAME.toml carries `evidence`: one test, or a
+list, `tests/upstream/test_<library>_deviations.py::<function>`, that drives the library without the
+suite and asserts the deviation (run in that adapter's nox session, see tests/upstream/conftest.py).
+This file needs no framework: it reads the expectations and the reproductions' source (ast), never
+imports them.
 """
 
 import ast
@@ -19,10 +20,9 @@ EXPECTATIONS = sorted((ROOT / "adapters" / "expectations").glob("*.toml"))
 
 
 def reproduction_file(impl: str) -> str:
-    """The reproductions of adapter `impl`'s library: keras-jax and keras-torch share test_keras.py.
-
+    """The reproductions of adapter `impl`'s library (keras-jax and keras-torch share Keras' file);
     noxfile.py's `_conformance_session` runs the same file for `impl`."""
-    return f"tests/upstream/test_{impl.partition('-')[0]}.py"
+    return f"tests/upstream/test_{impl.partition('-')[0]}_deviations.py"
 
 
 def requirement_markers(path: pathlib.Path) -> dict:
