@@ -45,9 +45,19 @@ def conformance(session):
     session.run("python", "-m", "conformance", *session.posargs)
 
 
+# The direct reproductions of each library's recorded deviations (tests/upstream/); keras-jax and
+# keras-torch run the Keras file on their own backend. tests/upstream/test_evidence_index.py uses the same rule.
+UPSTREAM = "tests/upstream/test_{library}_deviations.py"
+KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
+
+
 def _conformance_session(impl, extras):
     def run(session):
         _install(session, *extras)
+        upstream = UPSTREAM.format(library=impl.partition("-")[0])
+        if os.path.exists(upstream):  # First: the deviations the expectations below rely on still exist.
+            env = {"KERAS_BACKEND": KERAS_BACKENDS[impl]} if impl in KERAS_BACKENDS else {}
+            session.run("pytest", upstream, env=env)
         expectations = EXPECTATIONS.format(impl=impl)
         args = ["--expectations", expectations] if os.path.exists(expectations) else []
         session.run("python", "-m", "conformance", "--impl", impl, *args, *session.posargs)
