@@ -28,6 +28,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 from conformance import config_checks
 
@@ -86,6 +87,12 @@ def validate(args: argparse.Namespace, pytest_args: list) -> None:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.baseline:
+        from conformance import run_name
+
+        stem = run_name(args.impl, args.device)
+        if any(pathlib.Path(args.baseline).resolve() == p.resolve() for p in report_paths(pathlib.Path(args.report_dir), stem)):
+            raise UsageError(f"--baseline {args.baseline} is the file this run writes its report to, so the run would "
+                             "overwrite it before comparing; copy the baseline elsewhere or pass another --report-dir")
         _check_baseline(args.baseline)
     if args.device in ("gpu", "tpu"):  # The only devices that may be absent; asking imports the framework.
         from adapters.protocol import DeviceUnavailable
@@ -146,18 +153,25 @@ def run(args: argparse.Namespace, pytest_args: list) -> int:
 
     stem = run_name(args.impl, args.device)
     report_dir = pathlib.Path(args.report_dir)
+    started = time.time()
     code = _FROM_PYTEST.get(int(pytest.main(pytest_argv(args, pytest_args, report_dir, stem))), EXIT_INTERNAL)
     if args.baseline and code in (EXIT_OK, EXIT_FAILED):
         from reports.cli import gate
 
-        report_path = report_dir / f"{stem}.json"
-        if not report_path.exists():
-            print(f"conformance: --baseline: this run was partial, so its report is {stem}.partial.json and is not "
-                  "compared with the baseline (a full run, or --replace-report, is)", file=sys.stderr)
+        # The report this run wrote: a partial run's is compared too (the gate lists the checks it
+        # did not run as disappeared, never as regressions).
+        written = [p for p in report_paths(report_dir, stem) if p.exists() and p.stat().st_mtime >= started - 1]
+        if not written:
+            print("conformance: --baseline: this run wrote no report to compare", file=sys.stderr)
             return max(code, EXIT_FAILED)
-        current = json.loads(report_path.read_text(encoding="utf-8"))
-        code = max(code, gate(args.baseline, current, current_path=report_path))
+        current = json.loads(written[0].read_text(encoding="utf-8"))
+        code = max(code, gate(args.baseline, current, current_path=written[0]))
     return code
+
+
+def report_paths(report_dir: pathlib.Path, stem: str) -> list:
+    """The JSON reports a run may write: a partial run's first (plugin.report_path)."""
+    return [report_dir / f"{stem}.partial.json", report_dir / f"{stem}.json"]
 
 
 def _run_all(args: argparse.Namespace, pytest_args: list) -> int:

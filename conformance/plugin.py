@@ -196,7 +196,10 @@ def pytest_configure(config):
         config.stash[_CRASH_DIR] = tempfile.mkdtemp(prefix="conformance-crashes-")
         return
     worker = getattr(config, "workerinput", None)
-    crash_dir = worker["conformance_crash_dir"] if worker else tempfile.mkdtemp(prefix="conformance-crashes-")
+    if worker:
+        crash_dir = worker["conformance_crash_dir"]  # The controller's: it reads what a dead worker left.
+    else:
+        crash_dir = config.stash[_CRASH_DIR] = tempfile.mkdtemp(prefix="conformance-crashes-")
     crash = isolation.CrashFile(os.path.join(crash_dir, f"{worker['workerid'] if worker else 'main'}.crash"))
     config.stash[_CRASH] = crash
     config.stash[_WATCHDOG] = isolation.Watchdog(
@@ -678,7 +681,8 @@ def _report(config, partial_reason: Optional[str]) -> dict:
         "profile": config.getoption("--profile"),
         "seed": "derandomized" if settings.default.derandomize else config.getoption("hypothesis_seed", None),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m conformance"] + sys.argv[1:]),
+        "command": " ".join(["python -m conformance" if config.getoption("--conformance-runner") else "python -m pytest"]
+                            + [shlex.quote(a) for a in sys.argv[1:]]),
         "expectations": config.getoption("--expectations"),
         "partial": partial_reason is not None,
         "partial_reason": partial_reason,
