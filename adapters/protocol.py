@@ -117,6 +117,20 @@ class Group:
     variables: Tuple[int, ...]
 
 
+# How a composite over partitioned variables names them (SPEC DIST-2; only --device ps:W
+# partitions). "variable": the partitioned variable as a whole (tf: the ShardedVariable);
+# "shards": each of its shards.
+SHARD_NAMINGS = ("variable", "shards")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sharding:
+    """What groups list and what gradients name, for a variable the device partitions."""
+
+    groups_list: str = "variable"  # What `lambda: [model.embedding]` gives.
+    gradients_for: str = "shards"  # What GradientTape and Model.fit give.
+
+
 @dataclasses.dataclass(frozen=True)
 class CompositeSpec:
     """A composite: its entries, in order, and its own clip settings."""
@@ -124,6 +138,7 @@ class CompositeSpec:
     groups: Tuple[Group, ...]
     clip: Clip = Clip()
     name: str = "CompositeOptimizer"
+    sharding: Sharding = Sharding()  # Read only on a device that partitions variables.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +182,8 @@ CAPABILITIES: Mapping[str, str] = {
     "composite_clipping": "clip settings on the composite",
     "replicas": "steps on several replicas whose gradients are summed",
     "tf_keras_api": "the tf_keras drop-in API (Instance.native is a tf_keras legacy optimizer)",
+    "sharded_variables": "variables partitioned into shards over parameter servers (--device ps:W), "
+                         "named whole or by shard in groups and gradients",
 }
 
 
@@ -302,6 +319,14 @@ def replicas_of(device: str) -> int:
     """The replica count of a device string: N for "replicas:N", else 1."""
     parsed = parse_device(device)
     return parsed.count if parsed.kind == "replicas" else 1
+
+
+def summed_replicas(device: str) -> int:
+    """How many replicas' gradients one step sums (SPEC DIST-1): N for "replicas:N" (N devices of
+    one process) and "workers:N" (one replica per worker process); 1 otherwise, "ps:W" included,
+    where each worker's step is its own step (SPEC DIST-3)."""
+    parsed = parse_device(device)
+    return parsed.count if parsed.kind in ("replicas", "workers") else 1
 
 
 def load_adapter(obj: Any) -> Adapter:

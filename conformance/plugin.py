@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, replicas_of
+from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, summed_replicas
 from conformance import __version__, requirements, run_name, tolerances
 from conformance.strategies import Capabilities
 from reports import schema
@@ -61,7 +61,7 @@ class Implementation:
 
         self.spec = spec
         self.device = device
-        self.replicas = replicas_of(device)
+        self.replicas = summed_replicas(device)  # replicas:N and workers:N
         self.adapter = resolve(spec)
         self.adapter.set_device(device)
         self.unsupported: Dict[str, str] = dict(self.adapter.unsupported())
