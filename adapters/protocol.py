@@ -182,8 +182,8 @@ CAPABILITIES: Mapping[str, str] = {
     "composite_clipping": "clip settings on the composite",
     "replicas": "steps on several replicas whose gradients are summed",
     "tf_keras_api": "the tf_keras drop-in API (Instance.native is a tf_keras legacy optimizer)",
-    "sharded_variables": "variables partitioned into shards over parameter servers (--device ps:W), "
-                         "named whole or by shard in groups and gradients",
+    "parameter_servers": "a parameter-server cluster (--device ps:W): variables partitioned into shards, "
+                         "named whole or by shard, and steps scheduled asynchronously on the workers",
 }
 
 
@@ -212,6 +212,10 @@ class Instance(Protocol):
 
     def step_replicas(self, per_replica: Sequence[Step]) -> None:
         """Apply one step on len(per_replica) replicas, replica r getting per_replica[r]."""
+
+    def step_async(self, steps: Sequence[Step]) -> None:
+        """Optional (capability "parameter_servers"): schedule every step on the workers without
+        waiting in between, then wait for all; the order they run in is the cluster's."""
 
     def variables(self) -> list:
         """Current values of the variables, as numpy arrays, in creation order."""

@@ -155,7 +155,7 @@ def _step_arguments(pairs, variables) -> list:
 def _name_gradient(grad, var, naming: str) -> list:
     """(gradient, variable) pairs for one variable's gradient, naming a partitioned variable's
     shards (naming "shards": what GradientTape gives) or the variable whole ("variable")."""
-    dense_shape = tf.constant(var.shape, tf.int64)
+    dense_shape = tf.constant(var.shape.as_list(), tf.int64)
     if isinstance(grad, tuple):
         grad = tf.IndexedSlices(grad[0], grad[1], dense_shape=dense_shape)
     if not _sharded(var) or naming == "variable":
@@ -170,7 +170,7 @@ def _name_gradient(grad, var, naming: str) -> list:
         rows = shard.shape[0]
         mine = tf.logical_and(grad.indices >= offset, grad.indices < offset + rows)
         named.append((tf.IndexedSlices(tf.boolean_mask(grad.values, mine), tf.boolean_mask(grad.indices, mine) - offset,
-                                       dense_shape=tf.constant(shard.shape, tf.int64)), shard))
+                                       dense_shape=tf.constant(shard.shape.as_list(), tf.int64)), shard))
         offset += rows
     return named
 
@@ -370,7 +370,7 @@ class TfKerasAdapter:
             return {
                 "tf_keras_api": f"{why}; the drop-in API checks call the optimizer on worker 0 alone (run them on cpu)",
                 "checkpoint": f"{why}; every worker would write the checkpoint into the same directory (run them on cpu)",
-                "sharded_variables": "MultiWorkerMirroredStrategy mirrors variables; only ps:W partitions them",
+                "parameter_servers": "MultiWorkerMirroredStrategy mirrors variables and steps in lockstep; run with ps:W",
             }
         if kind == "ps":
             why = "on ps:W the suite coordinates steps; "
@@ -381,7 +381,7 @@ class TfKerasAdapter:
                 "config": why + "from_config's groups carry no sharding (run them on cpu)",
                 "replicas": "ParameterServerStrategy sums no gradients across workers: each worker's step is its own (DIST-3)",
             }
-        return {"sharded_variables": "only --device ps:W partitions variables"}
+        return {"parameter_servers": f"the device is {self._placement.device!r}; run with --device ps:W"}
 
     def optimizer_kinds(self):
         return tuple(_OPTIMIZERS)

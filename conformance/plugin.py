@@ -25,13 +25,15 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, summed_replicas
+from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, parse_device, summed_replicas
 from conformance import __version__, requirements, run_name, tolerances
 from conformance.strategies import Capabilities
 from reports import schema
 
 NOT_APPLICABLE_PREFIX = "not applicable: "
 PROFILES = ("dev", "ci", "thorough")
+# Examples a property at most on the multi-process devices (see pytest_configure).
+DISTRIBUTED_MAX_EXAMPLES = {"workers": 25, "ps": 10}
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
 # No deadlines anywhere: TensorFlow's first call traces. Runs are bounded by example counts.
@@ -116,6 +118,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "broad: compares whole steps with an oracle; runs first (pytest_collection_modifyitems)")
     profile = config.getoption("--profile")
     settings.load_profile(profile)
+    # Multi-process devices: each example builds its variables on several processes (on ps:W it
+    # also traces the step the coordinator ships to a worker), about 1 s an example on 2 cores.
+    # Capped, so that a run takes minutes (README, "Running the suite").
+    cap = DISTRIBUTED_MAX_EXAMPLES.get(parse_device(config.getoption("--device")).kind)
+    if cap is not None and settings.default.max_examples > cap:
+        settings.register_profile(f"{profile}-capped", parent=settings.get_profile(profile), max_examples=cap)
+        settings.load_profile(f"{profile}-capped")
     from hypothesis.internal.conjecture import engine
 
     # Internal constants, hence guarded by tests/conformance/test_plugin.py.

@@ -156,7 +156,7 @@ def _split(grad, var: _ShardedVariable) -> list:
         mine = tf.logical_and(grad.indices >= offset, grad.indices < offset + rows)
         pairs.append((tf.IndexedSlices(tf.boolean_mask(grad.values, mine),
                                        tf.boolean_mask(grad.indices, mine) - offset,
-                                       dense_shape=tf.constant(shard.shape, tf.int64)), shard))
+                                       dense_shape=tf.constant(shard.shape.as_list(), tf.int64)), shard))
         offset += rows
     return pairs
 
@@ -176,6 +176,18 @@ def _clip_by_joint_norm(pairs, clipnorm) -> list:
             grad, var = pairs[p]
             clipped[p] = (_scaled(grad, scale), var)
     return clipped
+
+
+def _joint_sub_clipnorm(optimizer, pairs) -> list:
+    """DIST-2 with CLIP-3: a sub-optimizer's own `clipnorm` clips each tensor it receives, so it
+    would clip a partitioned variable shard by shard. Its clipvalue, then its clipnorm over all the
+    shards of one variable, applied here first, leave its own per-shard clipping nothing to do
+    (no shard's norm exceeds the whole variable's), and clipvalue is idempotent."""
+    if optimizer.clipnorm is None or all(_container(v) is v for _, v in pairs):
+        return pairs
+    if optimizer.clipvalue is not None:
+        pairs = optimizer._clipvalue_fn(pairs)
+    return _clip_by_joint_norm(pairs, optimizer.clipnorm)
 
 
 def _values(grad):
@@ -358,7 +370,8 @@ class CompositeOptimizer(LegacyOptimizer):
         # replica and the sub-optimizer's own aggregation sums nothing.
         aggregate = isinstance(tf.distribute.get_strategy(), _REFUSE_UNAGGREGATED)
         update_ops = [
-            optimizer.apply_gradients(group, name=name, experimental_aggregate_gradients=aggregate)
+            optimizer.apply_gradients(_joint_sub_clipnorm(optimizer, group), name=name,
+                                      experimental_aggregate_gradients=aggregate)
             for (optimizer, _), group in zip(self._optimizers_and_vars, groups)
             if group  # ROUTE-7: a group with no gradient is not called.
         ]

@@ -53,8 +53,8 @@ def _shard_gradients(grad, shards):
     return out
 
 
-def _subs():
-    return legacy.SGD(0.1, momentum=0.9), legacy.Adam(0.05)
+def _subs(**sub_clip):
+    return legacy.SGD(0.1, momentum=0.9, **sub_clip), legacy.Adam(0.05)
 
 
 def _partitioned():
@@ -62,11 +62,11 @@ def _partitioned():
     return ShardedVariable(shards, name="table"), shards
 
 
-def _run_partitioned(groups_list, gradients_for, clip):
+def _run_partitioned(groups_list, gradients_for, clip, sub_clip=None):
     table, shards = _partitioned()
     dense = tf.Variable(DENSE, name="dense")
     listed = [table] if groups_list == "variable" else shards
-    sgd, adam = _subs()
+    sgd, adam = _subs(**(sub_clip or {}))
     optimizer = CompositeOptimizer([(sgd, lambda: listed), (adam, lambda: [dense])], **clip)
     for table_grad, dense_grad in STEPS:
         if gradients_for == "variable":
@@ -79,9 +79,9 @@ def _run_partitioned(groups_list, gradients_for, clip):
     return tf.concat(shards, 0).numpy(), dense.numpy(), optimizer
 
 
-def _run_unpartitioned(clip):
+def _run_unpartitioned(clip, sub_clip=None):
     table, dense = tf.Variable(TABLE, name="table"), tf.Variable(DENSE, name="dense")
-    sgd, adam = _subs()
+    sgd, adam = _subs(**(sub_clip or {}))
     optimizer = CompositeOptimizer([(sgd, lambda: [table]), (adam, lambda: [dense])], **clip)
     for table_grad, dense_grad in STEPS:
         pairs = [(_table_gradient(table_grad, TABLE.shape), table)]
@@ -104,6 +104,17 @@ def test_partitioned_variable_trains_as_the_unpartitioned_one(groups_list, gradi
     assert_close(dense, expected_dense, err_msg="dense variable")
     assert int(optimizer.iterations.numpy()) == int(expected.iterations.numpy()) == len(STEPS)
     assert [int(o.iterations.numpy()) for o in optimizer.optimizers] == [3, 2]
+
+
+@requirement("DIST-2", "CLIP-3")
+@pytest.mark.parametrize("sub_clip", [{"clipnorm": 0.8}, {"clipnorm": 0.8, "clipvalue": 0.3}], ids=str)
+@pytest.mark.parametrize("groups_list,gradients_for", [("variable", "shards"), ("shards", "variable")])
+def test_a_sub_optimizers_clipnorm_spans_the_shards(groups_list, gradients_for, sub_clip):
+    """DIST-2, CLIP-3: a sub-optimizer's own clipnorm clips the partitioned variable as a whole."""
+    table, dense, _ = _run_partitioned(groups_list, gradients_for, {}, sub_clip)
+    expected_table, expected_dense, _ = _run_unpartitioned({}, sub_clip)
+    assert_close(table, expected_table, err_msg="partitioned table")
+    assert_close(dense, expected_dense, err_msg="dense variable")
 
 
 @requirement("DIST-2", "ROUTE-4")
