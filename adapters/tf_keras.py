@@ -350,6 +350,13 @@ class TfKerasAdapter:
     def cls(self):
         return self._cls
 
+    @property
+    def hardware(self) -> str:
+        """What the steps run on (conformance/tolerances.py): replicas:N takes GPUs when there are enough."""
+        strategy = self._placement.strategy
+        devices = strategy.extended.worker_devices if self._placement.kind == "replicas" and strategy else ()
+        return "gpu" if self._placement.device == "gpu" or any("GPU" in d.upper() for d in devices) else "cpu"
+
     def info(self):
         module = self.cls.__module__.split(".")[0]
         version = self._version or getattr(__import__(module), "__version__", "unknown")

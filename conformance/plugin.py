@@ -87,7 +87,13 @@ class Implementation:
                 not_applicable(f"{self.name} cannot express {CAPABILITIES[capability]}: {self.unsupported[capability]}")
 
     def tolerance(self, kind: str):
-        return tolerances.tolerance(self.adapter.framework, kind)
+        return tolerances.tolerance(self.adapter.framework, kind, hardware=self.hardware)
+
+    @property
+    def hardware(self) -> str:
+        """"cpu", "gpu" or "tpu": what the steps run on (replicas:N may run on GPUs), for tolerances."""
+        kind = parse_device(self.device).kind
+        return getattr(self.adapter, "hardware", kind if kind in ("gpu", "tpu") else "cpu")
 
 
 # --------------------------------------------------------------------------- options and setup
