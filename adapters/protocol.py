@@ -125,10 +125,12 @@ SHARD_NAMINGS = ("variable", "shards")
 
 @dataclasses.dataclass(frozen=True)
 class Sharding:
-    """What groups list and what gradients name, for a variable the device partitions."""
+    """What groups list and what gradients name, for a variable the device partitions. The default
+    is what `model.trainable_variables`, GradientTape and Model.fit give (shards), so that only
+    DIST-2's own check names a partitioned variable whole (`lambda: [model.embedding]`)."""
 
-    groups_list: str = "variable"  # What `lambda: [model.embedding]` gives.
-    gradients_for: str = "shards"  # What GradientTape and Model.fit give.
+    groups_list: str = "shards"
+    gradients_for: str = "shards"
 
 
 @dataclasses.dataclass(frozen=True)
