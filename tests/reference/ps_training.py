@@ -47,10 +47,19 @@ def build():
     return model, optimizer
 
 
-def table_of(model) -> np.ndarray:
-    embeddings = model.get_layer("embedding").embeddings
-    parts = getattr(embeddings, "variables", [embeddings])
+def value_of(variable) -> np.ndarray:
+    """A variable's value; a partitioned one's shards concatenated (the partitioner splits axis 0)."""
+    parts = getattr(variable, "variables", [variable])
     return np.concatenate([np.asarray(p.numpy()) for p in parts])
+
+
+def table_of(model) -> np.ndarray:
+    return value_of(model.get_layer("embedding").embeddings)
+
+
+def dense_of(model) -> list:
+    dense = model.get_layer("dense")
+    return [value_of(dense.kernel), value_of(dense.bias)]
 
 
 def main(workers: int) -> dict:
@@ -72,7 +81,7 @@ def main(workers: int) -> dict:
         "shard_devices": sorted({v.device for v in getattr(embeddings, "variables", [])}),
         "trained_names": [v.name for v in model.trainable_variables],
         "table": table_of(model).tolist(),
-        "dense": [w.tolist() for w in model.get_layer("dense").get_weights()],
+        "dense": [w.tolist() for w in dense_of(model)],
         "iterations": int(optimizer.iterations.numpy()),
         "sub_iterations": [int(o.iterations.numpy()) for o in optimizer.optimizers],
         "loss": history.history["loss"],

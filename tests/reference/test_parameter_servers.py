@@ -48,7 +48,7 @@ def test_fit_on_one_worker_equals_one_process():
     assert got["table_type"] == "ShardedVariable" and len(got["shard_devices"]) == 2, got
     assert any("part_0" in name for name in got["trained_names"]), got["trained_names"]
     assert_close(got["table"], ps_training.table_of(model), rtol=1e-5, atol=1e-6, err_msg="embedding table")
-    for got_weight, weight in zip(got["dense"], model.get_layer("dense").get_weights()):
+    for got_weight, weight in zip(got["dense"], ps_training.dense_of(model)):
         assert_close(got_weight, weight, rtol=1e-5, atol=1e-6, err_msg="dense layer")
     assert got["iterations"] == int(optimizer.iterations.numpy()) == ps_training.EPOCHS * ps_training.STEPS_PER_EPOCH
     assert_close(got["loss"], history.history["loss"], rtol=1e-5, atol=1e-6, err_msg="loss per epoch")
