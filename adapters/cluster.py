@@ -48,8 +48,12 @@ SHUTDOWN_BARRIER_TIMEOUT_MS = 5_000
 LOOPBACK = "127.0.0.1"
 
 
-class WorkerLost(RuntimeError):
-    """A follower died, did not answer in time, or answered differently from worker 0."""
+class WorkerLost(BaseException):
+    """A follower died, or did not answer in time.
+
+    A BaseException, like KeyboardInterrupt: it ends the check at once, as a failure naming the
+    worker. It says nothing of the example being run, so hypothesis must not catch it, replay the
+    example or shrink it (it would then read the cluster's state as flaky data generation)."""
 
 
 def free_ports(count: int) -> List[int]:
@@ -137,6 +141,7 @@ class Cluster:
         "ready": its strategy or server is up). Connections are accepted on the first call."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while len(self._connections) < len(self._processes):
+            # Listener.accept has no timeout of its own; its listening socket (private) takes one.
             self._listener._listener._socket.settimeout(max(0.1, deadline - time.monotonic()))
             try:
                 connection = self._listener.accept()

@@ -443,7 +443,7 @@ class TfKerasAdapter:
                     timeout_seconds=clusters.COLLECTIVE_TIMEOUT_S))
             if cluster is not None:
                 cluster.wait_until("ready")
-        except Exception as exc:
+        except (Exception, clusters.WorkerLost) as exc:
             if cluster is not None:
                 cluster.shutdown()
             raise DeviceUnavailable(f"--device {device}: the {count} workers did not start: {exc}") from exc
@@ -464,7 +464,7 @@ class TfKerasAdapter:
             strategy = tf.distribute.experimental.ParameterServerStrategy(
                 resolver, variable_partitioner=tf.distribute.experimental.partitioners.FixedShardsPartitioner(SHARDS))
             coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
-        except Exception as exc:
+        except (Exception, clusters.WorkerLost) as exc:
             cluster.shutdown()
             raise DeviceUnavailable(f"--device {device}: the cluster did not start: {exc}") from exc
         return _Placement(device, strategy, cluster=cluster, coordinator=coordinator)

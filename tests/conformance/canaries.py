@@ -10,10 +10,10 @@ given, the devices on which they catch it (a fault of distribution only; on one 
 passes the checks of `PASSES_ON_CPU`, which shows the device, not the check, finds it).
 """
 
+from __future__ import annotations
+
 import os
 import signal
-
-from __future__ import annotations
 
 import tensorflow as tf
 import tf_keras
