@@ -44,6 +44,17 @@ REPLICAS = "replicas:2"
 # implementation is: MultiWorkerMirroredStrategy over 2 workers, ParameterServerStrategy with 2.
 MULTI_PROCESS_RUNS = (("reference", "workers:2"), ("tfrs", "workers:2"), ("reference", "ps:2"), ("tfrs", "ps:2"))
 EXPECTATIONS = os.path.join("adapters", "expectations", "{impl}.toml")
+# A device whose verdicts differ from the implementation's usual ones has its own file: ps:W has
+# DIST-2/DIST-3 deviations, and checks that pass elsewhere fail there (partitioned variables).
+DEVICE_EXPECTATIONS = os.path.join("adapters", "expectations", "{impl}.{kind}.toml")
+
+
+def expectations_file(impl: str, device: Optional[str] = None) -> Optional[str]:
+    """The expectations file of `impl`'s published run on `device`, if there is one."""
+    candidates = [EXPECTATIONS.format(impl=impl)]
+    if device is not None:
+        candidates.insert(0, DEVICE_EXPECTATIONS.format(impl=impl, kind=device.partition(":")[0]))
+    return next((path for path in candidates if os.path.exists(path)), None)
 # Exit codes of `python -m conformance` that still leave a complete report: 0 all passed, 1 some
 # check failed.
 REPORTED = (0, 1)
@@ -69,8 +80,8 @@ def command(impl: str, report_dir: str, profile: str = "ci", pytest_args: Sequen
         words += ["--device", device]
     elif impl in REPLICA_IMPLS:
         words += ["--device", REPLICAS]
-    expectations = EXPECTATIONS.format(impl=impl)
-    if os.path.exists(expectations):
+    expectations = expectations_file(impl, device)
+    if expectations:
         words += ["--expectations", expectations]
     return words + list(pytest_args)
 

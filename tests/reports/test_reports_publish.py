@@ -78,6 +78,18 @@ def test_multi_process_runs_follow_their_implementation():
     assert "replicas:2" not in publish.command("reference", "out", device="workers:2")
 
 
+def test_a_device_with_its_own_expectations_file_uses_it(tmp_path, monkeypatch):
+    """tfrs on ps:2 fails checks that pass elsewhere: its run reads tfrs.ps.toml, the others tfrs.toml."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adapters" / "expectations").mkdir(parents=True)
+    for name in ("tfrs.toml", "tfrs.ps.toml"):
+        (tmp_path / "adapters" / "expectations" / name).write_text("", encoding="utf-8")
+    assert publish.expectations_file("tfrs", "ps:2") == os.path.join("adapters", "expectations", "tfrs.ps.toml")
+    assert publish.expectations_file("tfrs", "workers:2") == os.path.join("adapters", "expectations", "tfrs.toml")
+    assert publish.expectations_file("tfrs") == os.path.join("adapters", "expectations", "tfrs.toml")
+    assert publish.expectations_file("optax", "ps:2") is None
+
+
 @pytest.mark.parametrize("code", [2, 3, 4, -9])
 def test_a_run_without_a_complete_report_stops_the_rendering(tmp_path, monkeypatch, capsys, code):
     runs = FakeRuns({"reference": make_report()}, {"reference": 0, "optax": code})
