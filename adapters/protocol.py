@@ -269,7 +269,8 @@ class Adapter(Protocol):
         """The OPTIMIZER_KINDS this adapter can build; the suite generates only these."""
 
     def set_device(self, device: str) -> None:
-        """"cpu", "gpu", "tpu" or "replicas:N"; raise DeviceUnavailable if absent."""
+        """A `parse_device` string ("cpu", "gpu", "tpu", "replicas:N", "workers:N", "ps:W"); raise
+        DeviceUnavailable if absent, Unsupported if the implementation cannot run there."""
 
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> Instance:
         """Build the composite under test over fresh variables."""
