@@ -306,7 +306,10 @@ class ClipsPerParameterServer(CompositeOptimizer):
         by_device = {}
         for grad, var in grads_and_vars:
             by_device.setdefault(var.device, []).append((grad, var))
-        return [pair for pairs in by_device.values() for pair in super()._transform_gradients(pairs)]
+        clipped = []
+        for pairs in by_device.values():
+            clipped.extend(super()._transform_gradients(pairs))
+        return clipped
 
 
 class RoutesListedObjectsOnly(CompositeOptimizer):
