@@ -133,6 +133,22 @@ class Group:
     variables: Tuple[int, ...]
 
 
+# How a composite over partitioned variables names them (SPEC DIST-2; only --device ps:W
+# partitions). "variable": the partitioned variable as a whole (tf: the ShardedVariable);
+# "shards": each of its shards.
+SHARD_NAMINGS = ("variable", "shards")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sharding:
+    """What groups list and what gradients name, for a variable the device partitions. The default
+    is what `model.trainable_variables`, GradientTape and Model.fit give (shards), so that only
+    DIST-2's own check names a partitioned variable whole (`lambda: [model.embedding]`)."""
+
+    groups_list: str = "shards"
+    gradients_for: str = "shards"
+
+
 @dataclasses.dataclass(frozen=True)
 class CompositeSpec:
     """A composite: its entries, in order, and its own clip settings."""
@@ -140,6 +156,7 @@ class CompositeSpec:
     groups: Tuple[Group, ...]
     clip: Clip = Clip()
     name: str = "CompositeOptimizer"
+    sharding: Sharding = Sharding()  # Read only on a device that partitions variables.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +202,8 @@ CAPABILITIES: Mapping[str, str] = {
     "tf_keras_api": "the tf_keras drop-in API (Instance.native is a tf_keras legacy optimizer)",
     "changing_groups": "entries whose variables change between steps (a variable listed later, or moved to "
                        "another entry): Instance.regroup",
+    "parameter_servers": "a parameter-server cluster (--device ps:W): variables partitioned into shards, "
+                         "named whole or by shard, and steps scheduled asynchronously on the workers",
 }
 
 
@@ -242,6 +261,10 @@ class Instance(Protocol):
 
     def step_replicas(self, per_replica: Sequence[Step]) -> None:
         """Apply one step on len(per_replica) replicas, replica r getting per_replica[r]."""
+
+    def step_async(self, steps: Sequence[Step]) -> None:
+        """Optional (capability "parameter_servers"): schedule every step on the workers without
+        waiting in between, then wait for all; the order they run in is the cluster's."""
 
     def variables(self) -> list:
         """Current values of the variables, as numpy arrays, in creation order."""
@@ -307,7 +330,8 @@ class Adapter(Protocol):
         """The OPTIMIZER_KINDS this adapter can build; the suite generates only these."""
 
     def set_device(self, device: str) -> None:
-        """"cpu", "gpu", "tpu" or "replicas:N"; raise DeviceUnavailable if absent."""
+        """A `parse_device` string ("cpu", "gpu", "tpu", "replicas:N", "workers:N", "ps:W"); raise
+        DeviceUnavailable if absent, Unsupported if the implementation cannot run there."""
 
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> Instance:
         """Build the composite under test over fresh variables."""
@@ -416,6 +440,14 @@ class _Version1Adapter:
     def from_config(self, config, variables, groups):
         with implementation_call():
             return _Version1Instance(self.wrapped.from_config(config, variables, groups))
+
+
+def summed_replicas(device: str) -> int:
+    """How many replicas' gradients one step sums (SPEC DIST-1): N for "replicas:N" (N devices of
+    one process) and "workers:N" (one replica per worker process); 1 otherwise, "ps:W" included,
+    where each worker's step is its own step (SPEC DIST-3)."""
+    parsed = parse_device(device)
+    return parsed.count if parsed.kind in ("replicas", "workers") else 1
 
 
 def load_adapter(obj: Any) -> Adapter:

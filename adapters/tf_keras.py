@@ -17,7 +17,11 @@ entry's var-list callable returns a list this module holds, so `regroup` changes
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
+import json
 import os
+import weakref
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -103,14 +107,33 @@ def _read_counter(optimizer) -> int:
 _BASE_ITERATIONS = _legacy.Optimizer.iterations
 
 
-class _Placement:
-    """Where variables live and steps run: one device, or a MirroredStrategy."""
+# --device ps:W: parameter servers, and how many shards a partitioned variable gets. Two shards
+# over two servers: every variable of 2 rows or more is a ShardedVariable with one shard on each.
+PARAMETER_SERVERS = 2
+SHARDS = 2
 
-    def __init__(self, device: str):
+
+def _sharded(var) -> bool:
+    return isinstance(var, tf.__internal__.distribute.ShardedVariable)
+
+
+def _parts(var) -> list:
+    """A variable's shards (a ShardedVariable's), or the variable itself."""
+    return list(var.variables) if _sharded(var) else [var]
+
+
+class _Placement:
+    """Where variables live and steps run: one device; a MirroredStrategy over this process's
+    devices (replicas:N); a MultiWorkerMirroredStrategy of which this process is worker `worker`
+    (workers:N; on worker 0, `cluster` holds the followers); or a ParameterServerStrategy that this
+    process coordinates (ps:W)."""
+
+    def __init__(self, device: str, strategy=None, *, worker: int = 0, cluster=None, coordinator=None):
         self.device = device
-        self.replicas = protocol.replicas_of(device)
-        self.strategy = None
-        if self.replicas > 1:
+        self.kind = protocol.parse_device(device).kind
+        self.replicas = protocol.summed_replicas(device)
+        self.strategy, self.worker, self.cluster, self.coordinator = strategy, worker, cluster, coordinator
+        if self.kind == "replicas" and self.replicas > 1:
             devices = [f"/cpu:{i}" for i in range(self.replicas)]
             gpus = tf.config.list_logical_devices("GPU")
             if len(gpus) >= self.replicas:
@@ -125,17 +148,56 @@ class _Placement:
         return contextlib.nullcontext()
 
 
+_LOCAL = _Placement("cpu")
+
+
+def _structure(pairs) -> tuple:
+    return tuple((i, None if g is None else (type(g).__name__, np.shape(getattr(g, "values", g)))) for i, g in pairs)
+
+
+def _step_arguments(pairs, variables) -> list:
+    """A step's gradients as tf.function arguments: a tensor, (values, indices), or None."""
+    return [None if g is None else
+            (tf.constant(g.values, variables[i].dtype), tf.constant(g.indices, tf.int64)) if isinstance(g, Sparse)
+            else tf.constant(g, variables[i].dtype) for i, g in pairs]
+
+
+def _name_gradient(grad, var, naming: str) -> list:
+    """(gradient, variable) pairs for one variable's gradient, naming a partitioned variable's
+    shards (naming "shards": what GradientTape gives) or the variable whole ("variable")."""
+    dense_shape = tf.constant(var.shape.as_list(), tf.int64)
+    if isinstance(grad, tuple):
+        grad = tf.IndexedSlices(grad[0], grad[1], dense_shape=dense_shape)
+    if not _sharded(var) or naming == "variable":
+        return [(grad, var)]
+    shards = _parts(var)
+    if grad is None:
+        return [(None, shard) for shard in shards]
+    if not isinstance(grad, tf.IndexedSlices):
+        return list(zip(tf.split(grad, [shard.shape[0] for shard in shards], axis=0), shards))
+    named, offset = [], 0
+    for shard in shards:  # Each shard gets its rows (possibly none), with shard-local indices.
+        rows = shard.shape[0]
+        mine = tf.logical_and(grad.indices >= offset, grad.indices < offset + rows)
+        named.append((tf.IndexedSlices(tf.boolean_mask(grad.values, mine), tf.boolean_mask(grad.indices, mine) - offset,
+                                       dense_shape=tf.constant(shard.shape.as_list(), tf.int64)), shard))
+        offset += rows
+    return named
+
+
 class TfKerasInstance:
     """A built tf_keras optimizer (composite or standalone) and its variables."""
 
     def __init__(self, placement: _Placement, optimizer, variables: list, groups: Optional[list],
-                 entries: Optional[list] = None, var_lists: Optional[list] = None):
+                 entries: Optional[list] = None, var_lists: Optional[list] = None,
+                 sharding: protocol.Sharding = protocol.Sharding()):
         self._placement = placement
         self._optimizer = optimizer
         self._variables = variables
         self._groups = groups  # None for a standalone sub-optimizer.
         self._entries = entries  # Each entry's own sub-optimizer (None for a standalone one).
         self._var_lists = var_lists  # The lists each entry's callable returns (None for a standalone one).
+        self._sharding = sharding
         self._compiled = {}
 
     # -- stepping
@@ -146,6 +208,8 @@ class TfKerasInstance:
 
     def step(self, pairs, *, compiled: bool = False) -> None:
         pairs = list(pairs)
+        if self._placement.coordinator is not None:
+            return self.step_async([pairs])
         if self._placement.replicas > 1:
             zeros = [(i, _zeros_like(g)) for i, g in pairs]
             return self.step_replicas([pairs] + [zeros] * (self._placement.replicas - 1))
@@ -166,8 +230,37 @@ class TfKerasInstance:
             with protocol.implementation_call():  # Tracing and running are both the composite's.
                 self._compiled[key](grads)
 
+    def step_async(self, steps) -> None:
+        """ps:W: schedules every step on the workers without waiting in between, then waits for
+        all of them (SPEC DIST-3); they run in an order the coordinator chooses."""
+        coordinator = self._placement.coordinator
+        if coordinator is None:
+            raise protocol.Unsupported(f"asynchronous steps need --device ps:W; the device is {self._placement.device!r}")
+        for pairs in steps:
+            pairs = list(pairs)
+            coordinator.schedule(self._scheduled_step(pairs), args=(_step_arguments(pairs, self._variables),))
+        coordinator.join()
+
+    def _scheduled_step(self, pairs):
+        """One tf.function per step structure: a step on whichever worker the coordinator picks."""
+        key = _structure(pairs)
+        if key not in self._compiled:
+            strategy, variables, naming = self._placement.strategy, self._variables, self._sharding.gradients_for
+
+            def replica_step(grads):
+                named = []
+                for (i, _), grad in zip(pairs, grads):
+                    named.extend(_name_gradient(grad, variables[i], naming))
+                self._optimizer.apply_gradients(named)
+
+            self._compiled[key] = tf.function(lambda grads: strategy.run(replica_step, args=(grads,)), autograph=False)
+        return self._compiled[key]
+
     def step_replicas(self, per_replica) -> None:
         strategy = self._placement.strategy
+        if self._placement.kind == "ps":
+            raise protocol.Unsupported("on ps:W each worker's step is a step of its own: ParameterServerStrategy "
+                                       "sums no gradients across workers (SPEC DIST-3)")
         if strategy is None or len(per_replica) != self._placement.replicas:
             raise protocol.Unsupported(
                 f"{len(per_replica)} replicas requested, but the device is {self._placement.device!r}; "
@@ -207,7 +300,9 @@ class TfKerasInstance:
 
     # -- reading and writing state
     def variables(self) -> list:
-        return [np.array(v.numpy()) for v in self._variables]
+        # A partitioned variable reads as its shards concatenated along the partitioned axis 0.
+        return [np.concatenate([np.asarray(p.numpy()) for p in _parts(v)]) if _sharded(v) else np.array(v.numpy())
+                for v in self._variables]
 
     def assign_variables(self, values) -> None:
         with self._placement.scope():
@@ -295,6 +390,13 @@ class TfKerasAdapter:
     def cls(self):
         return self._cls
 
+    @property
+    def hardware(self) -> str:
+        """What the steps run on (conformance/tolerances.py): replicas:N takes GPUs when there are enough."""
+        strategy = self._placement.strategy
+        devices = strategy.extended.worker_devices if self._placement.kind == "replicas" and strategy else ()
+        return "gpu" if self._placement.device == "gpu" or any("GPU" in d.upper() for d in devices) else "cpu"
+
     def info(self):
         module = self.cls.__module__.split(".")[0]
         version = self._version or getattr(__import__(module), "__version__", "unknown")
@@ -306,16 +408,51 @@ class TfKerasAdapter:
         }
 
     def unsupported(self):
-        return {}  # The TFRS page's API expresses every capability.
+        # The TFRS page's API expresses every capability; the distributed devices run the checks
+        # that go through steps and reads, and say why they leave the others out.
+        kind = self._placement.kind
+        if kind == "workers":
+            why = ("on workers:N every worker must make the same calls, so the suite replays the protocol's "
+                   "calls on every worker")
+            return {
+                "tf_keras_api": f"{why}; the drop-in API checks call the optimizer on worker 0 alone (run them on cpu)",
+                "checkpoint": f"{why}; every worker would write the checkpoint into the same directory (run them on cpu)",
+                "parameter_servers": "MultiWorkerMirroredStrategy mirrors variables and steps in lockstep; run with ps:W",
+                "changing_groups": f"{why}, and changing an entry's var list is no protocol call to replay (run them on cpu)",
+            }
+        if kind == "ps":
+            why = "on ps:W the suite coordinates steps; "
+            return {
+                "tf_keras_api": why + "the drop-in API checks call the optimizer outside a step, in the coordinator",
+                "state": why + "a partitioned variable's optimizer state is per shard, unlike the unpartitioned oracle's",
+                "checkpoint": why + "checkpoints of partitioned variables are per shard (run them on cpu)",
+                "config": why + "from_config's groups carry no sharding (run them on cpu)",
+                "replicas": "ParameterServerStrategy sums no gradients across workers: each worker's step is its own (DIST-3)",
+                "changing_groups": why + "var lists that change name whole variables, not the shards the groups list (run them on cpu)",
+            }
+        return {"parameter_servers": f"the device is {self._placement.device!r}; run with --device ps:W"}
 
     def optimizer_kinds(self):
         return tuple(_OPTIMIZERS)
 
-    def set_device(self, device: str) -> None:
-        if device == "gpu" and not tf.config.list_physical_devices("GPU"):
-            raise DeviceUnavailable("--device gpu: TensorFlow sees no GPU on this machine.")
+    def set_device(self, device: str, *, worker: int = 0) -> None:
+        """`worker`: this process's index on workers:N (0, the suite's process, starts the others)."""
+        parsed = protocol.parse_device(device)
+        if device == "gpu":
+            if not tf.config.list_physical_devices("GPU"):
+                raise DeviceUnavailable("--device gpu: TensorFlow sees no GPU on this machine.")
+            # Ampere and later GPUs run float32 matmuls and convolutions in TF32 (10-bit mantissa) by
+            # default, 1e-3 relative error: the "exact" comparisons would fail on rounding, not on
+            # faults (SPEC, Tolerances). Full float32 keeps one tolerance table for every device.
+            tf.config.experimental.enable_tensor_float_32_execution(False)
         if device == "tpu":
             raise DeviceUnavailable("--device tpu: no TPU is reachable from this machine (TPUClusterResolver).")
+        if parsed.kind == "workers":
+            self._placement = self._workers(device, parsed.count, worker)
+            return
+        if parsed.kind == "ps":
+            self._placement = self._parameter_servers(device, parsed.count)
+            return
         replicas = protocol.replicas_of(device)
         # Physical, not logical, devices: listing logical ones initialises TensorFlow's runtime,
         # after which the CPU can no longer be split.
@@ -328,13 +465,86 @@ class TfKerasAdapter:
                     raise DeviceUnavailable(f"--device {device}: cannot split the CPU after TensorFlow started: {exc}")
         self._placement = _Placement(device)
 
+    def _workers(self, device: str, count: int, worker: int) -> _Placement:
+        """A MultiWorkerMirroredStrategy over `count` processes on loopback; worker 0 starts the others."""
+        from adapters import cluster as clusters
+
+        cluster = None
+        if worker == 0:
+            cluster = clusters.Cluster.start_workers(count, f"{self.cls.__module__}:{self.cls.__qualname__}")
+            cluster.wait_until("imported")
+            spec = cluster.spec
+        else:
+            spec = json.loads(os.environ["TF_CONFIG"])["cluster"]
+        try:
+            clusters.configure_coordination("worker", count)
+            resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+                tf.train.ClusterSpec(spec), task_type="worker", task_id=worker, rpc_layer="grpc")
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(
+                cluster_resolver=resolver, communication_options=tf.distribute.experimental.CommunicationOptions(
+                    timeout_seconds=clusters.COLLECTIVE_TIMEOUT_S))
+            if cluster is not None:
+                cluster.wait_until("ready")
+        except (Exception, clusters.WorkerLost) as exc:
+            if cluster is not None:
+                cluster.shutdown()
+            raise DeviceUnavailable(f"--device {device}: the {count} workers did not start: {exc}") from exc
+        self._keys = itertools.count()
+        return _Placement(device, strategy, worker=worker, cluster=cluster)
+
+    def _parameter_servers(self, device: str, workers: int) -> _Placement:
+        """A ParameterServerStrategy over `workers` workers and PARAMETER_SERVERS parameter servers,
+        each a local process; variables of 2 rows or more are partitioned into SHARDS shards."""
+        from adapters import cluster as clusters
+
+        cluster = clusters.Cluster.start_servers(workers, PARAMETER_SERVERS)
+        try:
+            cluster.wait_until("imported")
+            cluster.wait_until("ready")
+            resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(tf.train.ClusterSpec(cluster.spec),
+                                                                            rpc_layer="grpc")
+            strategy = tf.distribute.experimental.ParameterServerStrategy(
+                resolver, variable_partitioner=tf.distribute.experimental.partitioners.FixedShardsPartitioner(SHARDS))
+            coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+        except (Exception, clusters.WorkerLost) as exc:
+            cluster.shutdown()
+            raise DeviceUnavailable(f"--device {device}: the cluster did not start: {exc}") from exc
+        return _Placement(device, strategy, cluster=cluster, coordinator=coordinator)
+
+    # -- building; on workers:N, worker 0 replays each build and call on the followers
+
+    def _replay(self, target_key, method: str, args: tuple, kwargs: dict, local_call, *, builds: bool = False):
+        cluster = self._placement.cluster
+        if cluster is None or self._placement.kind != "workers":
+            return local_call()
+        key = next(self._keys) if builds else None
+        cluster.send((key, target_key, method, args, kwargs))
+        try:
+            result, failure = local_call(), None
+        except Exception as exc:  # noqa: BLE001 - compared with the followers' outcomes first.
+            result, failure = None, exc
+        _merge(cluster, method, result, failure, cluster.gather(f"running {method}()"))
+        if failure is not None:
+            raise failure
+        return _ReplayedInstance(self, result, key) if builds else result
+
     def _variables(self, variables: Sequence[VariableSpec]) -> list:
         with self._placement.scope():
             return [tf.Variable(np.asarray(v.value, np.float32), name=v.name) for v in variables]
 
+    def _listed(self, tf_vars, indices, sharding: protocol.Sharding) -> list:
+        listed = [tf_vars[i] for i in indices]
+        if sharding.groups_list == "shards":
+            return [part for var in listed for part in _parts(var)]
+        return listed
+
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> TfKerasInstance:
+        return self._replay(None, "composite", (spec, variables), {},
+                            lambda: self._composite(spec, variables), builds=True)
+
+    def _composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> TfKerasInstance:
         tf_vars = self._variables(variables)
-        var_lists = [[tf_vars[i] for i in g.variables] for g in spec.groups]
+        var_lists = [self._listed(tf_vars, g.variables, spec.sharding) for g in spec.groups]
         with self._placement.scope():
             subs = [make_sub_optimizer(g.optimizer) for g in spec.groups]
             entries = [(sub, _named_var_list(f"group_{k}", var_list))
@@ -342,15 +552,21 @@ class TfKerasAdapter:
             with protocol.implementation_call():
                 optimizer = self.cls(entries, name=spec.name, **spec.clip.as_kwargs())
         return TfKerasInstance(self._placement, optimizer, tf_vars, [list(g.variables) for g in spec.groups],
-                               subs, var_lists)
+                               subs, var_lists, spec.sharding)
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> TfKerasInstance:
-        tf_vars = self._variables(variables)
-        with self._placement.scope():
+        # The oracle: on workers:N and ps:W, one device of this process, as DIST-1 and DIST-2 say.
+        placement = _LOCAL if self._placement.kind in ("workers", "ps") else self._placement
+        with placement.scope():
+            tf_vars = [tf.Variable(np.asarray(v.value, np.float32), name=v.name) for v in variables]
             sub = make_sub_optimizer(optimizer)
-        return TfKerasInstance(self._placement, sub, tf_vars, None)
+        return TfKerasInstance(placement, sub, tf_vars, None)
 
     def from_config(self, config, variables: Sequence[VariableSpec], groups) -> TfKerasInstance:
+        return self._replay(None, "from_config", (config, variables, groups), {},
+                            lambda: self._from_config(config, variables, groups), builds=True)
+
+    def _from_config(self, config, variables: Sequence[VariableSpec], groups) -> TfKerasInstance:
         tf_vars = self._variables(variables)
         var_lists = [[tf_vars[i] for i in group] for group in groups]
         custom_objects = {f"group_{k}": _named_var_list(f"group_{k}", var_list) for k, var_list in enumerate(var_lists)}
@@ -358,6 +574,61 @@ class TfKerasAdapter:
             optimizer = self.cls.from_config(config, custom_objects=custom_objects)
             entries = list(optimizer.optimizers)[:len(groups)]  # The rebuilt entries, in entry order.
         return TfKerasInstance(self._placement, optimizer, tf_vars, [list(g) for g in groups], entries, var_lists)
+
+
+_REPLAYED_METHODS = ("step", "step_replicas", "variables", "iterations", "sub_iterations", "materialize", "state",
+                     "set_state", "config", "save", "restore")
+
+
+class _ReplayedInstance:
+    """Worker 0's instance on workers:N: each call is sent to every follower, made here, and the
+    outcomes merged (`_merge`), so a worker that disagrees fails the check, named."""
+
+    def __init__(self, adapter: TfKerasAdapter, local: TfKerasInstance, key: int):
+        self._adapter, self._local, self._key = adapter, local, key
+        weakref.finalize(self, adapter._placement.cluster.drop, key)
+
+    def __getattr__(self, method):
+        if method not in _REPLAYED_METHODS:
+            raise AttributeError(method)
+        return functools.partial(self._call, method)
+
+    def _call(self, method, *args, **kwargs):
+        args = tuple(list(a) if isinstance(a, (zip, map)) else a for a in args)
+        return self._adapter._replay(self._key, method, args, kwargs,
+                                     lambda: getattr(self._local, method)(*args, **kwargs))
+
+    @property
+    def native(self):
+        raise protocol.Unsupported("on workers:N the optimizer object exists once per worker; a call on worker 0's "
+                                   "alone would leave the others behind")
+
+
+def _same(mine, theirs) -> bool:
+    if isinstance(mine, (list, tuple)):
+        return isinstance(theirs, (list, tuple)) and len(mine) == len(theirs) and all(
+            _same(a, b) for a, b in zip(mine, theirs))
+    if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray):
+        return np.array_equal(np.asarray(mine), np.asarray(theirs), equal_nan=True)
+    return mine == theirs
+
+
+def _merge(cluster, method: str, result, failure, answers) -> None:
+    """Each follower's outcome against worker 0's: the same exception type, or the same result."""
+    for number, answer in enumerate(answers):
+        name = cluster.worker_name(number)
+        if answer[0] == "raised":
+            if failure is None:
+                raise AssertionError(f"{name} raised {answer[1]} in {method}() where worker 0 did not: {answer[2]}")
+            if answer[1] != type(failure).__name__:
+                raise AssertionError(f"{name} raised {answer[1]} in {method}() where worker 0 raised "
+                                     f"{type(failure).__name__}: {answer[2]}") from failure
+        elif failure is not None:
+            raise AssertionError(f"worker 0 raised {type(failure).__name__} in {method}() where {name} did not: "
+                                 f"{failure}") from failure
+        elif not isinstance(result, TfKerasInstance) and not _same(result, answer[1]):
+            raise AssertionError(f"{name}'s {method}() differs from worker 0's:\n  worker 0: {result}\n"
+                                 f"  {name}: {answer[1]}")
 
 
 class ReferenceAdapter(TfKerasAdapter):

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, replicas_of
+from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, parse_device, summed_replicas
 from conformance import __version__, isolation, requirements, run_name, tolerances
 from conformance.strategies import Capabilities
 from reports import schema
@@ -36,6 +36,8 @@ from reports import schema
 NOT_APPLICABLE_PREFIX = "not applicable: "
 TESTS = pathlib.Path(__file__).resolve().parent / "tests"
 PROFILES = ("dev", "ci", "thorough")
+# Examples a property at most on the multi-process devices (see pytest_configure).
+DISTRIBUTED_MAX_EXAMPLES = {"workers": 25, "ps": 10}
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
 # No deadlines anywhere: TensorFlow's first call traces. Runs are bounded by example counts.
@@ -65,7 +67,7 @@ class Implementation:
 
         self.spec = spec
         self.device = device
-        self.replicas = replicas_of(device)
+        self.replicas = summed_replicas(device)  # replicas:N and workers:N
         self.adapter = resolve(spec)
         self.adapter.set_device(device)
         self.unsupported: Dict[str, str] = dict(self.adapter.unsupported())
@@ -89,7 +91,13 @@ class Implementation:
                 not_applicable(f"{self.name} cannot express {CAPABILITIES[capability]}: {self.unsupported[capability]}")
 
     def tolerance(self, kind: str):
-        return tolerances.tolerance(self.adapter.framework, kind)
+        return tolerances.tolerance(self.adapter.framework, kind, hardware=self.hardware)
+
+    @property
+    def hardware(self) -> str:
+        """"cpu", "gpu" or "tpu": what the steps run on (replicas:N may run on GPUs), for tolerances."""
+        kind = parse_device(self.device).kind
+        return getattr(self.adapter, "hardware", kind if kind in ("gpu", "tpu") else "cpu")
 
 
 # --------------------------------------------------------------------------- options and setup
@@ -174,6 +182,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "broad: compares whole steps with an oracle; runs first (pytest_collection_modifyitems)")
     profile = config.getoption("--profile")
     settings.load_profile(profile)
+    # Multi-process devices: each example builds its variables on several processes (on ps:W it
+    # also traces the step the coordinator ships to a worker), about 1 s an example on 2 cores.
+    # Capped, so that a run takes minutes (README, "Running the suite").
+    cap = DISTRIBUTED_MAX_EXAMPLES.get(parse_device(config.getoption("--device")).kind)
+    if cap is not None and settings.default.max_examples > cap:
+        settings.register_profile(f"{profile}-capped", parent=settings.get_profile(profile), max_examples=cap)
+        settings.load_profile(f"{profile}-capped")
     from hypothesis.internal.conjecture import engine
 
     # Internal constants, hence guarded by tests/conformance/test_plugin.py.

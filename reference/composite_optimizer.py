@@ -116,8 +116,88 @@ def _deserialize_optimizer(config: dict, custom_objects: dict) -> LegacyOptimize
     return tf_keras.optimizers.deserialize(config, custom_objects=custom_objects, use_legacy_optimizer=True)
 
 
+_ShardedVariable = tf.__internal__.distribute.ShardedVariable
+# Strategies under which tf_keras refuses `experimental_aggregate_gradients=False` (DIST-3): each
+# worker is one replica there, so the sub-optimizers' own aggregation sums nothing.
+_REFUSE_UNAGGREGATED = (tf.distribute.experimental.ParameterServerStrategy,
+                        tf.compat.v1.distribute.experimental.ParameterServerStrategy,
+                        tf.distribute.experimental.CentralStorageStrategy,
+                        tf.compat.v1.distribute.experimental.CentralStorageStrategy)
+
+
 def _is_variable(obj: Any) -> bool:
-    return isinstance(obj, tf.Variable) or hasattr(obj, "ref") and hasattr(obj, "assign")
+    return isinstance(obj, (tf.Variable, _ShardedVariable)) or hasattr(obj, "ref") and hasattr(obj, "assign")
+
+
+def _shards(var) -> list:
+    """DIST-2: what a partitioned variable stands for, its shards; any other variable, itself."""
+    return list(var.variables) if isinstance(var, _ShardedVariable) else [var]
+
+
+def _container(var):
+    """DIST-2: the partitioned variable a shard belongs to (the shard itself if none)."""
+    ref = getattr(var, "_sharded_container", None)
+    return (ref() if ref is not None else None) or var
+
+
+def _split(grad, var: _ShardedVariable) -> list:
+    """DIST-2: a gradient for a whole partitioned variable as (gradient, shard) pairs.
+
+    Partitioners split axis 0: dense rows are sliced at the shard offsets; each shard gets the rows
+    of a sparse gradient that fall in it (possibly none, as GradientTape gives), indices made
+    shard-local.
+    """
+    shards = var.variables
+    if not isinstance(grad, tf.IndexedSlices):
+        return list(zip(tf.split(grad, [shard.shape[0] for shard in shards], axis=0), shards))
+    pairs, offset = [], 0
+    for shard in shards:
+        rows = shard.shape[0]
+        mine = tf.logical_and(grad.indices >= offset, grad.indices < offset + rows)
+        pairs.append((tf.IndexedSlices(tf.boolean_mask(grad.values, mine),
+                                       tf.boolean_mask(grad.indices, mine) - offset,
+                                       dense_shape=tf.constant(shard.shape.as_list(), tf.int64)), shard))
+        offset += rows
+    return pairs
+
+
+def _clip_by_joint_norm(pairs, clipnorm) -> list:
+    """CLIP-1 with DIST-2: `clipnorm` per gradient tensor of the model, so the shards of one
+    partitioned variable share the norm of their gradients together."""
+    members = {}
+    for position, (_, var) in enumerate(pairs):
+        members.setdefault(id(_container(var)), []).append(position)
+    clipped = list(pairs)
+    for positions in members.values():
+        values = [_values(pairs[p][0]) for p in positions]
+        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v)) for v in values]))
+        scale = clipnorm / tf.maximum(norm, clipnorm)
+        for p in positions:
+            grad, var = pairs[p]
+            clipped[p] = (_scaled(grad, scale), var)
+    return clipped
+
+
+def _joint_sub_clipnorm(optimizer, pairs) -> list:
+    """DIST-2 with CLIP-3: a sub-optimizer's own `clipnorm` clips each tensor it receives, so it
+    would clip a partitioned variable shard by shard. Its clipvalue, then its clipnorm over all the
+    shards of one variable, applied here first, leave its own per-shard clipping nothing to do
+    (no shard's norm exceeds the whole variable's), and clipvalue is idempotent."""
+    if optimizer.clipnorm is None or all(_container(v) is v for _, v in pairs):
+        return pairs
+    if optimizer.clipvalue is not None:
+        pairs = optimizer._clipvalue_fn(pairs)
+    return _clip_by_joint_norm(pairs, optimizer.clipnorm)
+
+
+def _values(grad):
+    return grad.values if isinstance(grad, tf.IndexedSlices) else grad
+
+
+def _scaled(grad, scale):
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(grad.values * tf.cast(scale, grad.values.dtype), grad.indices, grad.dense_shape)
+    return grad * tf.cast(scale, grad.dtype)
 
 
 def _shape_compatible(grad: Any, var: tf.Variable) -> bool:
@@ -194,7 +274,7 @@ class CompositeOptimizer(LegacyOptimizer):
         """
         owners = {}
         for index, var_list in enumerate(var_lists):
-            for var in var_list:
+            for var in (shard for listed in var_list for shard in _shards(listed)):  # DIST-2
                 owner = owners.setdefault(id(var), index)
                 if owner != index:
                     raise ValueError(
@@ -205,7 +285,7 @@ class CompositeOptimizer(LegacyOptimizer):
 
     def _owner_of(self, var) -> Optional[int]:
         var_lists = self._var_lists()  # Held while the id map is used.
-        return self._owners(var_lists).get(id(var))
+        return self._owners(var_lists).get(id(_shards(var)[0]))
 
     def _checked_pairs(self, grads_and_vars, var_lists) -> Tuple[list, dict]:
         """ROUTE-2..5, ATOM-1: validate one call's pairs completely, writing nothing.
@@ -228,21 +308,27 @@ class CompositeOptimizer(LegacyOptimizer):
             optimizer_utils.filter_empty_gradients(pairs)
         owners = self._owners(var_lists)
         seen = set()
+        partitioned = False
         for grad, var in applied:
-            key = id(var)
-            if key not in owners:
-                raise ValueError(
-                    f"Variable {var.name!r} has a gradient but is listed by no entry of the "
-                    "CompositeOptimizer, so it would not be trained."
-                )
-            if key in seen:
-                raise ValueError(f"Variable {var.name!r} appears twice in grads_and_vars.")
-            seen.add(key)
+            for shard in _shards(var):  # DIST-2: a partitioned variable is each of its shards.
+                key = id(shard)
+                if key not in owners:
+                    raise ValueError(
+                        f"Variable {shard.name!r} has a gradient but is listed by no entry of the "
+                        "CompositeOptimizer, so it would not be trained."
+                    )
+                if key in seen:
+                    raise ValueError(f"Variable {shard.name!r} appears twice in grads_and_vars.")
+                seen.add(key)
+            partitioned = partitioned or isinstance(var, _ShardedVariable)
             if not _shape_compatible(grad, var):
                 raise ValueError(
                     f"The gradient for variable {var.name!r} has shape {grad.shape}, "
                     f"which does not match the variable's shape {var.shape}."
                 )
+        if partitioned:  # DIST-2: routed, clipped and applied per shard, the caller's order kept.
+            applied = [pair for grad, var in applied
+                       for pair in (_split(grad, var) if isinstance(var, _ShardedVariable) else [(grad, var)])]
         return applied, owners
 
     # Routing is plain Python over Python values: autograph has nothing to convert,
@@ -280,8 +366,12 @@ class CompositeOptimizer(LegacyOptimizer):
         groups = [[] for _ in self._optimizers_and_vars]
         for pair in pairs:  # ROUTE-5: each group keeps the call's order.
             groups[owners[id(pair[1])]].append(pair)
+        # DIST-3: tf_keras refuses `False` under ParameterServerStrategy, where a worker is one
+        # replica and the sub-optimizer's own aggregation sums nothing.
+        aggregate = isinstance(tf.distribute.get_strategy(), _REFUSE_UNAGGREGATED)
         update_ops = [
-            optimizer.apply_gradients(group, name=name, experimental_aggregate_gradients=False)
+            optimizer.apply_gradients(_joint_sub_clipnorm(optimizer, group), name=name,
+                                      experimental_aggregate_gradients=aggregate)
             for (optimizer, _), group in zip(self._optimizers_and_vars, groups)
             if group  # ROUTE-7: a group with no gradient is not called.
         ]
@@ -291,6 +381,20 @@ class CompositeOptimizer(LegacyOptimizer):
                 with tf.control_dependencies(update_ops):
                     return self.iterations.assign_add(1, read_value=False)
             return self.iterations.assign_add(1)
+
+    def _transform_gradients(self, grads_and_vars):
+        """CLIP-1: tf_keras' clipping, except that with shards of a partitioned variable present,
+        `clipnorm` takes each partitioned variable's norm over all its shards (DIST-2)."""
+        if self._clipnorm is None or not any(_container(v) is not v for _, v in grads_and_vars):
+            return super()._transform_gradients(grads_and_vars)
+        if self._clipvalue is not None:
+            grads_and_vars = self._clipvalue_fn(grads_and_vars)
+        grads_and_vars = _clip_by_joint_norm(grads_and_vars, self._clipnorm)
+        if self._global_clipnorm is not None:
+            grads_and_vars = self._global_clipnorm_fn(grads_and_vars)
+        for fn in self.gradient_transformers:
+            grads_and_vars = fn(grads_and_vars)
+        return grads_and_vars
 
     # ------------------------------------------------------------------ weights
 

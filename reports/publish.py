@@ -11,6 +11,9 @@ would run it:
         [--device replicas:2]                            # the tf_keras and Keras-on-TF adapters
         [--expectations adapters/expectations/NAME.toml] # when that file exists
 
+and, on top of those, the reference and TFRS on the local multi-process clusters
+(`MULTI_PROCESS_RUNS`: `--device workers:2` and `--device ps:2`).
+
 The report directory is emptied of reports (`*.json`, `*.xml`) first, so it holds exactly this
 publication and the renderings show every run of it and nothing else. A run's verdict (exit code 1:
 some check failed) does not stop the others: the matrix is there to show it. Any other exit code
@@ -37,7 +40,21 @@ from reports import cli
 # replica requirements (DIST-*, ITER-4) checked rather than not applicable.
 REPLICA_IMPLS = ("reference", "tfrs", "keras")
 REPLICAS = "replicas:2"
+# Runs on the local multi-process clusters (README, "Several processes"), published when their
+# implementation is: MultiWorkerMirroredStrategy over 2 workers, ParameterServerStrategy with 2.
+MULTI_PROCESS_RUNS = (("reference", "workers:2"), ("tfrs", "workers:2"), ("reference", "ps:2"), ("tfrs", "ps:2"))
 EXPECTATIONS = os.path.join("adapters", "expectations", "{impl}.toml")
+# A device whose verdicts differ from the implementation's usual ones has its own file: ps:W has
+# DIST-2/DIST-3 deviations, and checks that pass elsewhere fail there (partitioned variables).
+DEVICE_EXPECTATIONS = os.path.join("adapters", "expectations", "{impl}.{kind}.toml")
+
+
+def expectations_file(impl: str, device: Optional[str] = None) -> Optional[str]:
+    """The expectations file of `impl`'s published run on `device`, if there is one."""
+    candidates = [EXPECTATIONS.format(impl=impl)]
+    if device is not None:
+        candidates.insert(0, DEVICE_EXPECTATIONS.format(impl=impl, kind=device.partition(":")[0]))
+    return next((path for path in candidates if os.path.exists(path)), None)
 # Exit codes of `python -m conformance` that still leave a complete report: 0 all passed, 1 some
 # check failed.
 REPORTED = (0, 1)
@@ -49,13 +66,22 @@ def bundled() -> list:
     return list(BUNDLED)
 
 
-def command(impl: str, report_dir: str, profile: str = "ci", pytest_args: Sequence[str] = ()) -> list:
-    """The `python -m conformance` command line that publishes `impl`'s run."""
+def runs(impls: Sequence[str]) -> list:
+    """(impl, device) of every published run: each implementation on its usual device (None: the
+    default, or replicas:2), then those of MULTI_PROCESS_RUNS whose implementation is published."""
+    return [(impl, None) for impl in impls] + [(impl, device) for impl, device in MULTI_PROCESS_RUNS if impl in impls]
+
+
+def command(impl: str, report_dir: str, profile: str = "ci", pytest_args: Sequence[str] = (),
+            device: Optional[str] = None) -> list:
+    """The `python -m conformance` command line that publishes `impl`'s run (on `device`, if given)."""
     words = [sys.executable, "-m", "conformance", "--impl", impl, "--profile", profile, "--report-dir", report_dir]
-    if impl in REPLICA_IMPLS:
+    if device is not None:
+        words += ["--device", device]
+    elif impl in REPLICA_IMPLS:
         words += ["--device", REPLICAS]
-    expectations = EXPECTATIONS.format(impl=impl)
-    if os.path.exists(expectations):
+    expectations = expectations_file(impl, device)
+    if expectations:
         words += ["--expectations", expectations]
     return words + list(pytest_args)
 
@@ -87,13 +113,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.remove(stale)
 
     broken = []
-    for impl in impls:
-        words = command(impl, args.report_dir, args.profile, pytest_args)
+    for impl, device in runs(impls):
+        words = command(impl, args.report_dir, args.profile, pytest_args, device)
+        name = impl if device is None else f"{impl} on {device}"
         print("publish: " + " ".join(words[1:]), flush=True)
         code = subprocess.call(words)
-        print(f"publish: {impl}: exit code {code}", flush=True)
+        print(f"publish: {name}: exit code {code}", flush=True)
         if code not in REPORTED:
-            broken.append(f"{impl} (exit code {code})")
+            broken.append(f"{name} (exit code {code})")
     if broken:
         print(f"error: publish: no complete report from {', '.join(broken)}; nothing rendered.", file=sys.stderr)
         return 2

@@ -5,10 +5,15 @@ test_canaries.py runs the suite against each and expects a failed check citing `
 Every class is a small subclass of `reference.CompositeOptimizer`, so it keeps TFRS's
 constructor and the tf_keras adapter drives it as `--impl tests.conformance.canaries:<Class>`.
 `BREAKS` is the requirement id the fault violates; `SELECT` is the `-k` expression of the
-conformance checks that should catch it (one subprocess per canary stays short).
+conformance checks that should catch it (one subprocess per canary stays short); `DEVICES`, where
+given, the devices on which they catch it (a fault of distribution only; on one CPU the canary
+passes the checks of `PASSES_ON_CPU`, which shows the device, not the check, finds it).
 """
 
 from __future__ import annotations
+
+import os
+import signal
 
 import numpy as np
 import tensorflow as tf
@@ -416,16 +421,68 @@ class ReadsVarListsOnce(CompositeOptimizer):
 
 class ClipsBeforeSummingReplicas(CompositeOptimizer):
     """Fault: clips each replica's gradients before summing them across replicas, instead of
-    clipping the sum. Identical on one device; on several, global_clipnorm scales each replica's
-    share separately. Breaks DIST-1 (caught only with --device replicas:N)."""
+    clipping the sum. Identical on one device; on several, or on several worker processes (one
+    replica each), global_clipnorm scales each replica's share separately. Breaks DIST-1 (caught
+    only with --device replicas:N or workers:N)."""
 
-    BREAKS, SELECT, DEVICE = "DIST-1", "replicas_clip_the_summed_gradients", "replicas:2"
+    BREAKS, SELECT, DEVICES = "DIST-1", "replicas_clip_the_summed_gradients", ("replicas:2", "workers:2")
+    PASSES_ON_CPU = "composite_clipping_matches_an_independent_computation"
 
     def _transform_unaggregated_gradients(self, grads_and_vars):
         return CompositeOptimizer._transform_gradients(self, grads_and_vars)
 
     def _transform_gradients(self, grads_and_vars):
         return grads_and_vars
+
+
+class ClipsPerParameterServer(CompositeOptimizer):
+    """Fault: the composite clips the gradients of each device's variables separately (as if each
+    parameter server clipped its own, saving a norm across servers). In one process every variable
+    is on one device, so it is correct there; over two parameter servers global_clipnorm takes each
+    server's norm. Breaks CLIP-1 (caught only with --device ps:W)."""
+
+    BREAKS, SELECT, DEVICES = "CLIP-1", "composite_clipping_matches_an_independent_computation", ("ps:2",)
+    PASSES_ON_CPU = SELECT
+
+    def _transform_gradients(self, grads_and_vars):
+        by_device = {}
+        for grad, var in grads_and_vars:
+            by_device.setdefault(var.device, []).append((grad, var))
+        clipped = []
+        for pairs in by_device.values():
+            clipped.extend(super()._transform_gradients(pairs))
+        return clipped
+
+
+class RoutesListedObjectsOnly(CompositeOptimizer):
+    """Fault: routes by the identity of the objects the callables list, as TFRS does with `v.ref()`,
+    never reading a partitioned variable as its shards: a table listed whole leaves its shards'
+    gradients unrouted (and a gradient naming the table, its shards unlisted). Without partitioned
+    variables it is the reference. Breaks DIST-2 (caught only with --device ps:W)."""
+
+    BREAKS, SELECT, DEVICES = "DIST-2", "partitioned_variables_train_like_unpartitioned_ones", ("ps:2",)
+    PASSES_ON_CPU = "steps_equal_sub_optimizers_alone"
+
+    @staticmethod
+    def _owners(var_lists):
+        owners = {}
+        for index, var_list in enumerate(var_lists):
+            for var in var_list:
+                if owners.setdefault(id(var), index) != index:
+                    raise ValueError(f"Variable {var.name!r} is listed by two entries.")
+        return owners
+
+
+class KillsWorkerOne(CompositeOptimizer):
+    """Not a spec fault, so not in CANARIES: on --device workers:N, worker 1's process kills itself
+    in its second step (as an out-of-memory kill would). The run must report the dead worker, by
+    name, and leave no process behind (tests/conformance/test_workers.py)."""
+
+    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+        follower = os.environ.get("CONFORMANCE_CLUSTER_FOLLOWER")
+        if follower and '"index": 1' in follower and int(self.iterations.numpy()) == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().apply_gradients(grads_and_vars, name, experimental_aggregate_gradients)
 
 
 CANARIES = (
@@ -437,5 +494,5 @@ CANARIES = (
     ValidatesAfterApplying, AcceptsUnlisted,
     UnlistedRefusedWithRuntimeError, EmptyListRefusedWithTypeError, OverlapMessageWithoutIndices,
     SetWeightsMessageWithoutPosition, AcceptsDoublyListed, DefaultOptimizerForUnlisted, ReadsVarListsOnce,
-    ClipsBeforeSummingReplicas,
+    ClipsBeforeSummingReplicas, ClipsPerParameterServer, RoutesListedObjectsOnly,
 )

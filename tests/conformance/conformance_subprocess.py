@@ -19,8 +19,8 @@ PROFILE = "ci"
 
 def run_conformance(impl: str, args: Sequence[str], report_dir: pathlib.Path, *,
                     pythonpath: Sequence[str] = (), timeout: float = 300, device: str = "cpu",
-                    shrink: bool = False) -> "Run":
-    env = dict(os.environ)
+                    shrink: bool = False, env: Optional[dict] = None) -> "Run":
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = [sys.executable, "-m", "conformance", "--impl", impl, "--profile", PROFILE,

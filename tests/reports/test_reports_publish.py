@@ -35,7 +35,7 @@ def test_every_bundled_adapter_is_published_by_default(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(publish.subprocess, "call", lambda words: ran.append(words[words.index("--impl") + 1]) or 2)
     assert publish.main(["--report-dir", str(tmp_path)]) == 2  # no run wrote a report
-    assert ran == list(BUNDLED)
+    assert ran == list(BUNDLED) + [impl for impl, _ in publish.MULTI_PROCESS_RUNS]
 
 
 class FakeRuns:
@@ -59,6 +59,7 @@ def test_publish_runs_each_impl_tolerates_failing_runs_and_renders_them_all(tmp_
     (out / "gone-cpu.json").write_text(json.dumps(make_report(name="gone")), encoding="utf-8")  # stale
     runs = FakeRuns({"reference": make_report(), "tfrs": tfrs_report()}, {"reference": 0, "tfrs": 1})
     monkeypatch.setattr(publish.subprocess, "call", runs)
+    monkeypatch.setattr(publish, "MULTI_PROCESS_RUNS", ())  # One run each (test_multi_process_runs).
     md, page = tmp_path / "matrix.md", tmp_path / "matrix.html"
     argv = ["reference", "tfrs", "--report-dir", str(out), "--markdown", str(md), "--html", str(page)]
     assert publish.main(argv) == 0
@@ -67,6 +68,26 @@ def test_publish_runs_each_impl_tolerates_failing_runs_and_renders_them_all(tmp_
     reports = [make_report(), tfrs_report()]
     assert md.read_text(encoding="utf-8") == render_markdown(reports)
     assert page.read_text(encoding="utf-8") == render_html(reports)
+
+
+def test_multi_process_runs_follow_their_implementation():
+    """The reference and TFRS are also published on workers:2 and ps:2, only when published at all."""
+    assert publish.runs(["reference", "optax"]) == [("reference", None), ("optax", None),
+                                                    ("reference", "workers:2"), ("reference", "ps:2")]
+    assert publish.command("tfrs", "out", device="ps:2")[7:11] == ["--report-dir", "out", "--device", "ps:2"]
+    assert "replicas:2" not in publish.command("reference", "out", device="workers:2")
+
+
+def test_a_device_with_its_own_expectations_file_uses_it(tmp_path, monkeypatch):
+    """tfrs on ps:2 fails checks that pass elsewhere: its run reads tfrs.ps.toml, the others tfrs.toml."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adapters" / "expectations").mkdir(parents=True)
+    for name in ("tfrs.toml", "tfrs.ps.toml"):
+        (tmp_path / "adapters" / "expectations" / name).write_text("", encoding="utf-8")
+    assert publish.expectations_file("tfrs", "ps:2") == os.path.join("adapters", "expectations", "tfrs.ps.toml")
+    assert publish.expectations_file("tfrs", "workers:2") == os.path.join("adapters", "expectations", "tfrs.toml")
+    assert publish.expectations_file("tfrs") == os.path.join("adapters", "expectations", "tfrs.toml")
+    assert publish.expectations_file("optax", "ps:2") is None
 
 
 @pytest.mark.parametrize("code", [2, 3, 4, -9])
