@@ -236,10 +236,11 @@ class TfKerasInstance:
         coordinator = self._placement.coordinator
         if coordinator is None:
             raise protocol.Unsupported(f"asynchronous steps need --device ps:W; the device is {self._placement.device!r}")
-        for pairs in steps:
-            pairs = list(pairs)
-            coordinator.schedule(self._scheduled_step(pairs), args=(_step_arguments(pairs, self._variables),))
-        coordinator.join()
+        scheduled = [(self._scheduled_step(list(pairs)), _step_arguments(list(pairs), self._variables)) for pairs in steps]
+        with protocol.implementation_call():  # Tracing (where the composite refuses), running, joining.
+            for step_function, arguments in scheduled:
+                coordinator.schedule(step_function, args=(arguments,))
+            coordinator.join()
 
     def _scheduled_step(self, pairs):
         """One tf.function per step structure: a step on whichever worker the coordinator picks."""
