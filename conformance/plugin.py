@@ -614,6 +614,8 @@ class _Verdicts:
         results = self.config.stash[_RESULTS]
         if results:
             _write_reports(self.config, partial_reason=_partial_reason(session))
+        else:  # No check ran: never let junitxml's empty file take a full run's name.
+            _move_junit(self.config, report_path(self.config, partial=True).with_suffix(".xml"))
         # pytest-xdist ends a -x run by interrupting it; the verdict is the failure (exit 1), not
         # an interruption (which `python -m conformance` reports as 130).
         if exitstatus == pytest.ExitCode.INTERRUPTED and any(r["status"] in schema.FAILING for r in results.values()):
@@ -663,11 +665,17 @@ def _write_reports(config, partial_reason: Optional[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     config.stash[_REPORT] = (path, report)
-    from _pytest.junitxml import xml_key  # The JUnit file follows the JSON report's name.
+    if partial_reason is not None:
+        _move_junit(config, path.with_suffix(".xml"))  # The JUnit file follows the JSON report's name.
+
+
+def _move_junit(config, path: pathlib.Path) -> None:
+    """Where pytest's junitxml writes its file (it writes at the end of the session, after us)."""
+    from _pytest.junitxml import xml_key
 
     junit = config.stash.get(xml_key, None)
-    if junit is not None and partial_reason is not None and not config.getoption("--replace-report"):
-        junit.logfile = str(path.with_suffix(".xml"))
+    if junit is not None:
+        junit.logfile = str(path)
 
 
 def _implementation(config) -> dict:

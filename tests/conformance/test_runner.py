@@ -135,6 +135,14 @@ def test_a_partial_run_does_not_replace_a_full_runs_report(tmp_path):
     assert run.returncode == 0 and json.loads(full.read_text(encoding="utf-8"))["partial"] is True, run.describe()
 
 
+def test_a_selection_that_matches_no_check_is_a_usage_error_and_touches_no_report(tmp_path):
+    full = tmp_path / "reference-cpu.xml"
+    full.write_text("a full run's JUnit", encoding="utf-8")
+    run = run_conformance("reference", ["-k", "no_check_is_called_this"], tmp_path)
+    assert run.returncode == 2 and "matches no check" in run.output, run.describe()
+    assert [p.name for p in tmp_path.iterdir()] == ["reference-cpu.xml"] and full.read_text() == "a full run's JUnit"
+
+
 def test_stopping_at_the_first_failure_is_marked_partial(tmp_path):
     run = run_conformance("tests.conformance.canaries:DropsLastGroup", ["-x", "--profile", "dev"], tmp_path)
     assert run.returncode == 1, run.describe()
