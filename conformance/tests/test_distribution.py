@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.protocol import Group, Sharding, SubOptimizer
+from adapters.protocol import Group, Sharding, SubOptimizer, parse_device
 from conformance import checks
 from conformance import strategies as cs
 from conformance.oracle import sum_replicas
@@ -58,6 +58,12 @@ def test_replicas_clip_the_summed_gradients(impl, data):
     _replicated_run(impl, data, clip=cs.some_clip_settings())
 
 
+def _on_parameter_servers(impl) -> None:
+    """The ps:W checks need a parameter-server cluster, whatever the adapter could express."""
+    if parse_device(impl.device).kind != "ps":
+        not_applicable(f"the run is on {impl.device!r}, no parameter servers; run with --device ps:W")
+
+
 def _partitionable(case) -> bool:
     """Some variable has 2 rows or more, so the cluster partitions it (adapters shard axis 0)."""
     return any(v.value.ndim >= 1 and v.value.shape[0] >= 2 for v in case.variables)
@@ -70,6 +76,7 @@ def _partitionable(case) -> bool:
 def test_partitioned_variables_train_like_unpartitioned_ones(impl, data):
     """DIST-2: groups listing a partitioned variable or its shards, gradients naming its shards or the
     whole variable, composite clipping included: every step equals the unpartitioned oracle's."""
+    _on_parameter_servers(impl)
     case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3, clip=cs.clip_settings()).filter(_partitionable),
                      label="case")
     sharding = data.draw(st.builds(Sharding, st.sampled_from(["variable", "shards"]),
@@ -90,6 +97,7 @@ def test_asynchronous_steps_count_once_each(impl, data):
     each sub-optimizer's counts the steps its group took part in (ITER-3), and the variables equal
     the k steps applied one at a time (their updates commute here: plain SGD, constant rates,
     sub-optimizers' own clipping; composite clipping is CLIP-1's and DIST-2's)."""
+    _on_parameter_servers(impl)
     case = data.draw(cs.cases(impl.caps, max_groups=3, min_steps=2, max_steps=5), label="case")
     rates = data.draw(st.lists(st.floats(0.01, 0.5), min_size=len(case.spec.groups),
                                max_size=len(case.spec.groups)), label="learning rates")

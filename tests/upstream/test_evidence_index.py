@@ -20,9 +20,10 @@ EXPECTATIONS = sorted((ROOT / "adapters" / "expectations").glob("*.toml"))
 
 
 def reproduction_file(impl: str) -> str:
-    """The reproductions of adapter `impl`'s library (keras-jax and keras-torch share Keras' file);
-    noxfile.py's `_conformance_session` runs the same file for `impl`."""
-    return f"tests/upstream/test_{impl.partition('-')[0]}_deviations.py"
+    """The reproductions of adapter `impl`'s library (keras-jax and keras-torch share Keras' file;
+    a device's own file, tfrs.ps, shares its adapter's); noxfile.py's `_conformance_session` runs
+    the same file for `impl`."""
+    return f"tests/upstream/test_{impl.partition('.')[0].partition('-')[0]}_deviations.py"
 
 
 def requirement_markers(path: pathlib.Path) -> dict:
@@ -52,6 +53,7 @@ def evidence_of(entry) -> list:
 
 @pytest.mark.parametrize("impl", [path.stem for path in EXPECTATIONS])
 def test_expectations_are_for_a_bundled_third_party_adapter_with_reproductions(impl):
+    impl = impl.partition(".")[0]  # tfrs.ps.toml: tfrs on --device ps:W.
     assert impl in BUNDLED and impl != "reference", f"adapters/expectations/{impl}.toml names no third-party adapter"
     reproductions = ROOT / reproduction_file(impl)
     assert reproductions.is_file(), f"{impl}: its deviations need direct reproductions in {reproduction_file(impl)}"

@@ -189,3 +189,39 @@ def test_set_weights_shape_error_gives_shapes_not_the_position():
     values[0] = np.zeros(2, np.float32)  # Position 0 holds a scalar counter.
     with pytest.raises(ValueError, match=r"^Optimizer weight shape \(\) not compatible with provided weight shape \(2,\)\.$"):
         composite.set_weights(values)
+
+
+@pytest.mark.requirement("DIST-2")
+def test_a_partitioned_table_listed_whole_cannot_be_routed():
+    """SPEC DIST-2: "a group may list a partitioned variable (a `ShardedVariable`) whole or by its
+    shards". TFRS matches by `var.ref()`, which a ShardedVariable lacks: the step raises
+    AttributeError. (The ShardedVariable is built directly from its two shards, as
+    ParameterServerStrategy's variable_partitioner builds it, without a cluster.)"""
+    from tensorflow.python.distribute.sharded_variable import ShardedVariable
+
+    shards = [tf.Variable([[1.0], [2.0]]), tf.Variable([[3.0], [4.0]])]
+    table = ShardedVariable(shards, name="table")
+    composite = CompositeOptimizer([(legacy.SGD(0.1), lambda: [table])])
+    with pytest.raises(AttributeError, match="'ShardedVariable' object has no attribute 'ref'"):
+        composite.apply_gradients([(tf.ones((2, 1)), shards[0]), (tf.ones((2, 1)), shards[1])])
+
+
+@pytest.mark.requirement("DIST-2", "CLIP-3")
+def test_sub_optimizer_clipnorm_clips_each_shard_by_its_own_norm():
+    """SPEC DIST-2: a sub-optimizer's own `clipnorm` "spans all shards of a partitioned variable" (the
+    variable's norm, as if it were not partitioned). TFRS hands the shards' gradients to the
+    sub-optimizer one by one, and tf_keras clips each by that shard's norm."""
+    from tensorflow.python.distribute.sharded_variable import ShardedVariable
+
+    shards = [tf.Variable([[0.0], [0.0]]), tf.Variable([[0.0], [0.0]])]
+    table = ShardedVariable(shards, name="table")
+    composite = CompositeOptimizer([(legacy.SGD(1.0, clipnorm=1.0), lambda: table.variables)])
+    grads = [tf.constant([[3.0], [4.0]]), tf.constant([[0.0], [0.0]])]  # Norm 5 in shard 0, 0 in shard 1.
+    composite.apply_gradients(list(zip(grads, shards)))
+    # Whole-variable norm 5 -> both factor 1/5; here shard 0 is clipped by its own norm (also 5) ...
+    np.testing.assert_allclose(shards[0].numpy().ravel(), [-0.6, -0.8], rtol=1e-6)
+    shards[0].assign([[0.0], [0.0]])
+    grads = [tf.constant([[3.0], [0.0]]), tf.constant([[4.0], [0.0]])]  # Norm 3 and 4; the variable's is 5.
+    composite.apply_gradients(list(zip(grads, shards)))
+    # ... and with the norm split across shards each is clipped to 1 on its own: [-1, -1], not [-0.6, -0.8].
+    np.testing.assert_allclose([shards[0].numpy()[0, 0], shards[1].numpy()[0, 0]], [-1.0, -1.0], rtol=1e-6)
