@@ -35,7 +35,8 @@ def _install(session, *extras):
 def tests(session):
     """The project's own tests: the reference's unit tests, canaries, adapters, reports."""
     _install(session, "tfrs", "jax", "dev")
-    session.run("pytest", *session.posargs)
+    # On every core (pytest-xdist): most tests run the suite in subprocesses, a CPU-bound minute each.
+    session.run("pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
