@@ -175,6 +175,7 @@ class ToyAdapter:
             "replicas": _NO_REPLICAS,
             "tf_keras_api": "the toy is a numpy optimizer, not a tf_keras legacy optimizer",
             "changing_groups": _NO_CHANGING_GROUPS,
+            "parameter_servers": "the toy runs in one process: no parameter servers, no partitioned variables",
         }
 
     def optimizer_kinds(self):
