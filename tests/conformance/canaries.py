@@ -306,6 +306,17 @@ class EmptyListRefusedWithTypeError(CompositeOptimizer):
         super().__init__(optimizers_and_vars, name=name, **kwargs)
 
 
+def _owners_by_listed_object(var_lists, overlap: str) -> dict:
+    """id of each object a callable lists -> its entry, shards never looked into; a second listing
+    is a ValueError naming the variable and `overlap`, but no entry index."""
+    owners = {}
+    for index, var_list in enumerate(var_lists):
+        for var in var_list:
+            if owners.setdefault(id(var), index) != index:
+                raise ValueError(f"Variable {var.name!r} {overlap}.")
+    return owners
+
+
 class OverlapMessageWithoutIndices(CompositeOptimizer):
     """Fault (TFRS's message): a variable listed by two entries is refused with ValueError naming the
     variable but not the two entry indices. Breaks ROUTE-4."""
@@ -314,12 +325,7 @@ class OverlapMessageWithoutIndices(CompositeOptimizer):
 
     @staticmethod
     def _owners(var_lists):
-        owners = {}
-        for index, var_list in enumerate(var_lists):
-            for var in var_list:
-                if owners.setdefault(id(var), index) != index:
-                    raise ValueError(f"Variable {var.name!r} is handled by two optimizers.")
-        return owners
+        return _owners_by_listed_object(var_lists, "is handled by two optimizers")
 
 
 class SetWeightsMessageWithoutPosition(CompositeOptimizer):
@@ -465,12 +471,7 @@ class RoutesListedObjectsOnly(CompositeOptimizer):
 
     @staticmethod
     def _owners(var_lists):
-        owners = {}
-        for index, var_list in enumerate(var_lists):
-            for var in var_list:
-                if owners.setdefault(id(var), index) != index:
-                    raise ValueError(f"Variable {var.name!r} is listed by two entries.")
-        return owners
+        return _owners_by_listed_object(var_lists, "is listed by two entries")
 
 
 class KillsWorkerOne(CompositeOptimizer):
