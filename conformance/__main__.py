@@ -84,6 +84,7 @@ def validate(args: argparse.Namespace, pytest_args: list) -> None:
         for check in args.check:
             config_checks.check_exists(check, TESTS, what="--check")
         config_checks.check_selection(pytest_args)
+        config_checks.check_avoid(pytest_args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.baseline:

@@ -39,6 +39,18 @@ def applicability():
         not_applicable(str(exc))
 
 
+@contextlib.contextmanager
+def charged_to(requirement: str):
+    """A failed assertion inside is charged to `requirement` (the report's `charged`), not to the
+    check's first cited one; the innermost `charged_to` wins."""
+    try:
+        yield
+    except AssertionError as exc:
+        if getattr(exc, "conformance_requirement", None) is None:
+            exc.conformance_requirement = requirement
+        raise
+
+
 def tf_keras_port(impl) -> bool:
     """Whether the implementation is a tf_keras drop-in, whose exception types and messages SPEC names."""
     return "tf_keras_api" not in impl.unsupported
@@ -72,24 +84,27 @@ def build(impl, case):
 
 
 def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, compiled=False) -> None:
-    """One step on both; then variables (ROUTE-9) and, where the port exposes them, each
-    sub-optimizer's counter (ITER-3) must agree. Variables are compared first, so a port that
-    keeps no per-entry counter still has its values checked."""
+    """One step on both; then variables and, where the check reads sub-optimizer counters (situation
+    `sub_counters`, ITER-3's) and the port exposes them, each sub-optimizer's counter must agree.
+    Variables are compared first, so a port that keeps no per-entry counter still has its values checked."""
     with applicability():
         instance.step(pairs, compiled=compiled)
         oracle.step(pairs)
         got_variables = instance.variables()
     assert_arrays_close(got_variables, oracle.variables(), tolerance_for(impl, case.spec.clip, compiled),
                         f"variables after step {step_number}")
+    if not impl.allows("sub_counters"):
+        return
     try:
         with harness_errors():
             got_counters, expected_counters = instance.sub_iterations(), oracle.sub_iterations()
     except Unsupported:
         return  # No per-entry counters to compare; ITER-3's own check reports that as not applicable.
-    assert got_counters == expected_counters, (
-        f"sub-optimizer counters after step {step_number}: {got_counters}, expected {expected_counters} "
-        "(each advances only on steps where its group gets a gradient)"
-    )
+    with charged_to("ITER-3"):
+        assert got_counters == expected_counters, (
+            f"sub-optimizer counters after step {step_number}: {got_counters}, expected {expected_counters} "
+            "(each advances only on steps where its group gets a gradient)"
+        )
 
 
 def run_case(impl, case, *, compiled=False):
@@ -103,6 +118,15 @@ def run_case(impl, case, *, compiled=False):
             oracle.regroup(groups)
         step_and_compare(impl, case, instance, oracle, pairs, number, compiled=compiled)
     return instance, oracle
+
+
+def run_steps(impl, case):
+    """Build, then every step of the case, compared with nothing: for checks whose subject comes after."""
+    with applicability():
+        instance = impl.adapter.composite(case.spec, case.variables)
+        for pairs in case.steps:
+            instance.step(pairs)
+    return instance
 
 
 def snapshot(instance) -> dict:
@@ -120,7 +144,13 @@ def snapshot(instance) -> dict:
     return snap
 
 
-def assert_unchanged(before: dict, after: dict, what: str) -> None:
+def assert_unchanged(before: dict, after: dict, what: str, requirement: str = "ATOM-1") -> None:
+    """Nothing changed: a refused call's atomicity, charged to `requirement` (ATOM-1 for steps)."""
+    with charged_to(requirement):
+        _assert_unchanged(before, after, what)
+
+
+def _assert_unchanged(before: dict, after: dict, what: str) -> None:
     assert before["iterations"] == after["iterations"], (
         f"{what} changed the composite counter: {before['iterations']} -> {after['iterations']}")
     assert before["sub_iterations"] == after["sub_iterations"], (

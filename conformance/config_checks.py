@@ -134,3 +134,18 @@ def _selection_expressions(pytest_args: list):
                 yield flag, next(args, "")
             elif arg.startswith(flag) and not arg.startswith("--"):
                 yield flag, arg[len(flag):]
+
+
+def check_avoid(pytest_args: list) -> None:
+    """ValueError naming a `--avoid` situation that conformance/situations.py does not define."""
+    from conformance import situations
+
+    args = iter(pytest_args)
+    for arg in args:
+        value = next(args, "") if arg == "--avoid" else arg.split("=", 1)[1] if arg.startswith("--avoid=") else None
+        if value is None:
+            continue
+        unknown = [name for name in (n.strip() for n in value.split(",")) if name and name not in situations.SITUATIONS]
+        if unknown:
+            raise ValueError(f"--avoid {value!r}: unknown situation(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(situations.SITUATIONS)}")

@@ -29,11 +29,15 @@ from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, parse_device, summed_replicas
-from conformance import __version__, isolation, requirements, run_name, tolerances
+from conformance import __version__, isolation, requirements, run_name, situations, tolerances
 from conformance.strategies import Capabilities
 from reports import schema
 
 NOT_APPLICABLE_PREFIX = "not applicable: "
+BLOCKED_PREFIX = "blocked by "
+# How long a check waits for the outcome of a situation's owner running in another worker process
+# before it goes on without it (and says so): owners run first, so this is only reached when one hangs.
+OWNER_WAIT_S = 120.0
 TESTS = pathlib.Path(__file__).resolve().parent / "tests"
 PROFILES = ("dev", "ci", "thorough")
 # Examples a property at most on the multi-process devices (see pytest_configure).
@@ -74,12 +78,39 @@ class Implementation:
         unknown = sorted(set(self.unsupported) - set(CAPABILITIES))
         if unknown:
             raise TypeError(f"Adapter {self.adapter.name!r} declares unknown capabilities {unknown}.")
-        self.caps = Capabilities(
+        self.expressible = Capabilities(
             kinds=tuple(self.adapter.optimizer_kinds()),
             **{name: name not in self.unsupported for name in
                ("none_gradient", "absent_variables", "sparse_gradient", "sub_clipping", "composite_clipping")},
         )
         self.info = dict(self.adapter.info())
+        self.focus(situations.Declaration(uses=situations.STEP + ("composite_clipping", "sub_counters",
+                                                                   "composite_counter")))
+
+    def focus(self, declaration: "situations.Declaration", avoid=()) -> None:
+        """For the next check: its cases contain only the situations it declares, less `avoid`
+        (situations whose owner deviated; conformance/situations.py). Sets `caps` (what the
+        strategies draw) and `active` (what the check itself may read or compare)."""
+        allowed = set(declaration.owns) | set(declaration.uses) | set(declaration.relies_on)
+        allowed |= set(situations.KINDS)
+        self.active = frozenset(allowed - (set(avoid) - set(declaration.owns)))
+        full = self.expressible
+        owned_kinds = [name for name in declaration.owns if name in situations.KINDS]
+        kinds = [k for k in full.kinds if f"kind:{k}" in self.active
+                 and (not owned_kinds or f"kind:{k}" in owned_kinds)]
+        self.caps = Capabilities(
+            kinds=tuple(kinds),
+            none_gradient=full.none_gradient and "none_gradient" in self.active,
+            absent_variables=full.absent_variables and "absent_group" in self.active,
+            empty_groups="absent_group" in self.active,
+            sparse_gradient=full.sparse_gradient and "sparse_gradient" in self.active,
+            sub_clipping=full.sub_clipping and "sub_clipping" in self.active,
+            composite_clipping=full.composite_clipping and "composite_clipping" in self.active,
+        )
+
+    def allows(self, situation: str) -> bool:
+        """Whether the current check may contain or read `situation` (declared, not avoided)."""
+        return situation in self.active
 
     @property
     def name(self) -> str:
@@ -114,6 +145,9 @@ def pytest_addoption(parser):
     group.addoption("--report-dir", default=None, help="where the JSON report is written")
     group.addoption("--replace-report", action="store_true",
                     help="write a partial run's report under the full run's name")
+    group.addoption("--avoid", default="", metavar="SITUATIONS",
+                    help="comma-separated situations to leave out of every check's cases, as if their owner "
+                         "had deviated (reproduce commands use it; conformance/situations.py lists them)")
     group.addoption("--no-shrink", action="store_true",
                     help="report the first failing example as found, without minimising it (fast rejection)")
     # Set by `python -m conformance`, which names the checks itself; without it the plugin is a
@@ -179,7 +213,10 @@ def spec_name(spec) -> str:
 def pytest_configure(config):
     config.addinivalue_line("markers", "requirement(*ids): the SPEC requirements a check verifies")
     config.addinivalue_line("markers", "needs(*capabilities): adapter capabilities a check needs")
-    config.addinivalue_line("markers", "broad: compares whole steps with an oracle; runs first (pytest_collection_modifyitems)")
+    config.addinivalue_line("markers", "broad: compares whole steps with an oracle across every situation it uses")
+    config.addinivalue_line("markers", "owns(*situations): the check is focused on these situations (conformance/situations.py)")
+    config.addinivalue_line("markers", "uses(*situations): situations the check's cases may contain, left out where their owner deviates")
+    config.addinivalue_line("markers", "relies_on(*situations): situations the check cannot do without: blocked where their owner deviates")
     profile = config.getoption("--profile")
     settings.load_profile(profile)
     # Multi-process devices: each example builds its variables on several processes (on ps:W it
@@ -209,12 +246,15 @@ def pytest_configure(config):
         config.args.append(str(TESTS))
     if _distributing(config):
         config.stash[_CRASH_DIR] = tempfile.mkdtemp(prefix="conformance-crashes-")
+        config.stash[_OUTCOMES] = situations.Outcomes(os.path.join(config.stash[_CRASH_DIR], "outcomes"))
         return
     worker = getattr(config, "workerinput", None)
     if worker:
         crash_dir = worker["conformance_crash_dir"]  # The controller's: it reads what a dead worker left.
     else:
         crash_dir = config.stash[_CRASH_DIR] = tempfile.mkdtemp(prefix="conformance-crashes-")
+    # Finished checks' outcomes, shared by every worker of the run (conformance/situations.py).
+    config.stash[_OUTCOMES] = situations.Outcomes(os.path.join(crash_dir, "outcomes"))
     crash = isolation.CrashFile(os.path.join(crash_dir, f"{worker['workerid'] if worker else 'main'}.crash"))
     config.stash[_CRASH] = crash
     config.stash[_WATCHDOG] = isolation.Watchdog(
@@ -245,6 +285,11 @@ _CRASH = pytest.StashKey[isolation.CrashFile]()
 _CRASH_DIR = pytest.StashKey[str]()
 _WATCHDOG = pytest.StashKey[isolation.Watchdog]()
 _SELECTED = pytest.StashKey[int]()
+_OWNERS = pytest.StashKey[dict]()  # situation -> nodeids of the session's checks that own it
+_OUTCOMES = pytest.StashKey[situations.Outcomes]()
+_CHECK_IDS = pytest.StashKey[dict]()  # nodeid -> check id
+_FOCUS = pytest.StashKey[dict]()  # on an item: {"avoided": [...], "blocked_by": [...]}
+_OUTCOME = pytest.StashKey[tuple]()  # on an item: (status, charged, message) of its last phase
 
 
 def _load_expectations(path: Optional[str]) -> dict:
@@ -298,6 +343,9 @@ def pytest_handlecrashitem(crashitem, report, sched):
     summary, details = isolation.describe_crash(text, _exit_status(worker))
     report.longrepr = f"{summary}\n\n{details}".rstrip()
     report.conformance = {"crash": summary}
+    # Checks waiting on this one (an owner of a situation) go on as if it had deviated.
+    check = f"{pathlib.Path(crashitem.split('::')[0]).name}::{crashitem.split('::', 1)[-1]}"
+    worker.config.stash[_OUTCOMES].write(crashitem, schema.ERROR, [], check, summary)
 
 
 def _exit_status(worker) -> Optional[int]:
@@ -357,18 +405,26 @@ def _is_check(item) -> bool:
     return pathlib.Path(str(item.fspath)).parent == TESTS
 
 
-# The checks marked `broad` (one per area: whole steps against the oracle) catch most faults of
-# their area, so they run before the narrower ones, in file order: with `-x` a faulty
-# implementation is rejected after a few seconds of checks instead of after whatever modules sort
-# before its fault. Of those, the ones that need replicas go first: on several replicas they are
-# what that device adds, and on one they are not applicable at once. The order changes no
-# verdict: every check still runs without `-x`.
-def _run_order(item) -> tuple:
-    return (item.get_closest_marker("broad") is None, "replicas" not in _needed_capabilities(item))
+def _declaration(item) -> Optional[situations.Declaration]:
+    return situations.Declaration.of(item) if _is_check(item) else None
 
 
+# After pytest's own -k/-m deselection: the order and the owners are those of the checks that run.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_run_order)  # Stable: file order kept within each part.
+    # Owners of a situation before the checks that use it (conformance/situations.py); owners first
+    # also stops a -x run early on a fault only a focused check sees. The order changes no verdict.
+    try:
+        items[:] = situations.run_order(items, _declaration)
+    except ValueError as exc:
+        raise pytest.UsageError(f"conformance suite bug: {exc}") from None
+    owners: Dict[str, list] = {}
+    for item in items:
+        declaration = _declaration(item)
+        for name in (declaration.owns if declaration else ()):
+            owners.setdefault(name, []).append(item.nodeid)
+    config.stash[_OWNERS] = owners
+    config.stash[_CHECK_IDS] = {item.nodeid: check_id(item) for item in items if _is_check(item)}
     expected = config.stash[_EXPECTED]
     known = {check_id(item) for item in items if _is_check(item)}
     stale = sorted(set(expected) - known)
@@ -402,6 +458,41 @@ def pytest_runtest_setup(item):
     impl.require(*_needed_capabilities(item))
     if any(requirements.get(r).scope == "tf_keras" for r in _requirement_ids(item)):
         impl.require("tf_keras_api")
+    _focus(item, impl)
+
+
+def _focus(item, impl: Implementation) -> None:
+    """Leave out of the check's cases every situation it uses whose owner deviated; block it on
+    one it relies on (conformance/situations.py). Owners running in another worker are waited for."""
+    config = item.config
+    declaration = situations.Declaration.of(item)
+    needed = declaration.needed()
+    owners = {name: [n for n in config.stash.get(_OWNERS, {}).get(name, ()) if n != item.nodeid] for name in needed}
+    waiting = sorted({n for nodeids in owners.values() for n in nodeids})
+    outcomes, missing = config.stash[_OUTCOMES].wait(waiting, OWNER_WAIT_S)
+    found = situations.deviations(needed, owners, outcomes)
+    forced = [name for name in _avoid_option(config) if name in needed and name not in {d.situation for d in found}]
+    found += [situations.Deviation(name, situations.get(name).requirement, "--avoid", "failed") for name in forced]
+    blocking = [d for d in found if d.situation in declaration.relies_on]
+    deviating_kinds = {d.situation for d in found if d.situation in situations.KINDS}
+    if (declaration.owns or declaration.uses or declaration.relies_on) and not any(
+            f"kind:{k}" not in deviating_kinds for k in impl.expressible.kinds):
+        blocking += [d for d in found if d.situation in deviating_kinds]  # No optimizer kind left to draw.
+    avoided = [d for d in found if d not in blocking]
+    item.stash[_FOCUS] = {
+        "avoided": [{"situation": d.situation, "requirement": d.requirement, "reason": d.describe()} for d in avoided],
+        "blocked_by": sorted({d.requirement for d in blocking}),
+        # Owners that had not finished in OWNER_WAIT_S: their situations were not left out.
+        "unknown": [config.stash[_CHECK_IDS].get(n, n) for n in missing],
+    }
+    if blocking:
+        pytest.skip(BLOCKED_PREFIX + ", ".join(sorted({d.requirement for d in blocking})) + ": the check cannot "
+                    "do without " + "; ".join(d.describe() for d in blocking))
+    impl.focus(declaration, avoid=[d.situation for d in avoided])
+
+
+def _avoid_option(config) -> list:
+    return [name.strip() for name in (config.getoption("--avoid") or "").split(",") if name.strip()]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -506,6 +597,9 @@ def _reproduce(config, item, blob: Optional[str]) -> str:
     seed = config.getoption("hypothesis_seed", None)
     if seed is not None:
         words += [f"--hypothesis-seed={seed}"]
+    avoided = [a["situation"] for a in item.stash.get(_FOCUS, {}).get("avoided", [])]
+    if avoided:  # The run left these out of the check's cases (their owners deviated): so does this.
+        words += ["--avoid", ",".join(avoided)]
     words += ["--check", check_id(item)]
     command = f"{env}{_python()} -m conformance " + " ".join(shlex.quote(str(w)) for w in words)
     return command + (f"   # or decorate the test with {blob}" if blob else "")
@@ -534,6 +628,14 @@ def pytest_runtest_makereport(item, call):
             meta["rejected"] = _describe(rejected)
         if _IMPL in config.stash:
             config.stash[_IMPL_INFO] = _impl_info(config.stash[_IMPL])
+    focus = item.stash.get(_FOCUS, None)
+    if focus:
+        meta["avoided"] = focus["avoided"]
+        meta["blocked_by"] = focus["blocked_by"]
+        if focus["unknown"]:
+            meta["unknown_owners"] = focus["unknown"]
+    if call.excinfo is not None and (report.failed or hasattr(report, "wasxfail")) and report.when == "call":
+        meta["charged"] = _charged(call.excinfo.value, meta["requirements"])
     if report.failed:
         text = report.longreprtext
         example = _FALSIFYING.search(text)
@@ -543,9 +645,46 @@ def pytest_runtest_makereport(item, call):
         spec_lines = [f"{r}: {requirements.get(r).text}" for r in meta["requirements"]]
         report.sections.append((
             "conformance",
-            "Fails " + ", ".join(meta["requirements"]) + "\n" + "\n".join(spec_lines) + f"\nReproduce: {meta['reproduce']}",
+            "Fails " + ", ".join(meta.get("charged") or meta["requirements"]) + "\n" + "\n".join(spec_lines)
+            + f"\nReproduce: {meta['reproduce']}",
         ))
     report.conformance = meta
+    _note_outcome(item, report, meta)
+
+
+def _charged(exc: BaseException, cited: list) -> list:
+    """The requirements a failure is charged to: those its assertions name (checks.charged_to),
+    else the check's first cited requirement."""
+    grouped = getattr(exc, "exceptions", None)
+    found = []
+    for e in (grouped if isinstance(grouped, (tuple, list)) and grouped else [exc]):
+        requirement = getattr(e, "conformance_requirement", None) or (cited[0] if cited else None)
+        if requirement and requirement not in found:
+            found.append(requirement)
+    return found
+
+
+def _note_outcome(item, report, meta) -> None:
+    """The check's outcome for the checks that use its situations: the call phase's, else the
+    setup's; written when the check is over (teardown)."""
+    config = item.config
+    if report.when in ("setup", "call"):
+        if meta.get("harness_error") or (report.failed and report.when == "setup"):
+            outcome = (schema.ERROR, [])
+        elif hasattr(report, "wasxfail") and report.skipped:
+            outcome = (schema.EXPECTED_FAILURE, meta.get("charged", []))
+        elif report.failed:
+            outcome = (schema.FAILED, meta.get("charged", []))
+        elif report.skipped:
+            outcome = ("skipped", [])
+        else:
+            outcome = (schema.PASSED, [])
+        if report.when == "call" or not report.passed:
+            message = (report.longreprtext.splitlines() or [""])[-1][:300]
+            item.stash[_OUTCOME] = outcome + (message,)
+    elif report.when == "teardown" and _OUTCOMES in config.stash:
+        status, charged, message = item.stash.get(_OUTCOME, (schema.ERROR, [], "no outcome"))
+        config.stash[_OUTCOMES].write(item.nodeid, status, charged, meta["id"], message)
 
 
 def _area(module_name: str) -> str:
@@ -559,7 +698,8 @@ def _impl_info(impl: Implementation) -> dict:
 def _new_record(check: str, area: Optional[str], requirement_ids: list) -> dict:
     return {"id": check, "area": area or _area(check.split("::")[0].removesuffix(".py")),
             "requirements": requirement_ids, "status": schema.PASSED, "reason": None, "message": None,
-            "example": None, "reproduce": None, "examples_run": None, "duration_s": 0.0}
+            "example": None, "reproduce": None, "examples_run": None, "duration_s": 0.0,
+            "charged": [], "blocked_by": [], "avoided": []}
 
 
 def _message(report, meta) -> str:
@@ -586,6 +726,11 @@ class _Verdicts:
             check = meta.get("id") or f"{pathlib.Path(report.nodeid.split('::')[0]).name}::{report.nodeid.split('::', 1)[-1]}"
             record = results[report.nodeid] = _new_record(check, meta.get("area"), meta.get("requirements", []))
         record["duration_s"] += report.duration
+        for key in ("avoided", "blocked_by", "charged"):
+            if meta.get(key):
+                record[key] = meta[key]
+        if meta.get("unknown_owners"):
+            record["unknown_owners"] = meta["unknown_owners"]
         if meta.get("examples_run") is not None:
             record["examples_run"] = meta["examples_run"]
         if meta.get("rejected") and record["status"] == schema.PASSED and report.when == "teardown":
@@ -603,11 +748,15 @@ class _Verdicts:
             reason = reason.removeprefix("Skipped: ")
             if reason.startswith(NOT_APPLICABLE_PREFIX):
                 record.update(status=schema.NOT_APPLICABLE, reason=reason[len(NOT_APPLICABLE_PREFIX):])
+            elif reason.startswith(BLOCKED_PREFIX):
+                record.update(status=schema.BLOCKED, reason=reason)
             else:  # A check may only be left out as not applicable, with its reason.
                 record.update(status=schema.ERROR, message=f"skipped without a not-applicable reason: {reason}")
         elif report.failed:
             record.update(status=schema.FAILED if report.when == "call" else schema.ERROR, message=_message(report, meta),
                           example=meta.get("example"), reproduce=meta.get("reproduce"))
+        if record["status"] not in (schema.FAILED, schema.EXPECTED_FAILURE):
+            record["charged"] = []
 
     @pytest.hookimpl(tryfirst=True)  # Before junitxml writes its file: a partial run's goes elsewhere.
     def pytest_sessionfinish(self, session, exitstatus):

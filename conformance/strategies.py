@@ -48,6 +48,7 @@ class Capabilities:
     sparse_gradient: bool = True
     sub_clipping: bool = True
     composite_clipping: bool = True
+    empty_groups: bool = True
 
 
 Groups = Tuple[Tuple[int, ...], ...]  # Each entry's variable indices.
@@ -226,15 +227,17 @@ def sub_optimizers(draw, caps: Capabilities) -> SubOptimizer:
 
 @st.composite
 def layouts(draw, caps: Capabilities, *, min_groups=1, max_groups=4, max_variables=6, orphans=False):
-    """Variables and their groups. Groups may be empty; with `orphans`, some variables are in none."""
+    """Variables and their groups. Groups may be empty (where `caps.empty_groups`); with `orphans`,
+    some variables are in none."""
     n_groups = draw(st.integers(min_groups, max_groups))
-    n_vars = draw(st.integers(1, max_variables))
+    n_vars = draw(st.integers(n_groups if not caps.empty_groups else 1, max(max_variables, n_groups)))
     variables, owners = [], []
     for index in range(n_vars):
         base = draw(variable_names)
         variables.append(draw(variable_shapes.flatmap(lambda shape: variable_specs(shape, f"{base}_{index}"))))
         choices = list(range(n_groups)) + ([None] if orphans else [])
-        owners.append(draw(st.sampled_from(choices)))
+        # Without empty groups, the first variables go one to each group, the rest anywhere.
+        owners.append(index if index < n_groups and not caps.empty_groups else draw(st.sampled_from(choices)))
     if all(owner is None for owner in owners):
         owners[0] = 0
     groups = tuple(
@@ -333,6 +336,10 @@ def cases_with_changing_groups(draw, caps: Capabilities) -> Case:
             if not moved:  # Something changes at `first`: the first listed variable moves on.
                 i = min(owners)
                 moved[i] = (owners[i] + 1) % len(current)
+            if not caps.empty_groups:  # No move may leave a group empty: one of its variables stays.
+                for k, group in enumerate(current):
+                    if group and all(i in moved for i in group):
+                        del moved[group[0]]
             current = [[i for i in group if i not in moved] for group in current]
             for i, k in moved.items():
                 current[k].append(i)

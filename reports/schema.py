@@ -47,10 +47,11 @@ EXPECTED_FAILURE = "expected_failure"
 UNEXPECTED_PASS = "unexpected_pass"
 NOT_APPLICABLE = "not_applicable"
 ERROR = "error"
+BLOCKED = "blocked"
 
 # Worst first: a requirement takes the worst status among its checks, except that
 # not-applicable checks only count when every check of the requirement is one.
-STATUSES = (ERROR, FAILED, UNEXPECTED_PASS, EXPECTED_FAILURE, PASSED, NOT_APPLICABLE)
+STATUSES = (ERROR, FAILED, UNEXPECTED_PASS, EXPECTED_FAILURE, PASSED, BLOCKED, NOT_APPLICABLE)
 
 # Statuses that make a run fail (its exit code is non-zero).
 FAILING = frozenset({ERROR, FAILED})

@@ -6,10 +6,13 @@ from hypothesis import strategies as st
 
 from conformance import checks
 from conformance import strategies as cs
+from conformance.situations import STEP
 
 
 @pytest.mark.requirement("CKPT-1")
 @pytest.mark.needs("checkpoint")
+@pytest.mark.owns("checkpoint_round_trip")
+@pytest.mark.uses(*STEP)
 @given(data=st.data())
 def test_restored_checkpoint_resumes_identically(impl, data, tmp_path_factory):
     """CKPT-1: counter and every sub-optimizer's state survive save/restore into a fresh composite."""

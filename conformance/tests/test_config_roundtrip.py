@@ -8,11 +8,14 @@ from hypothesis import strategies as st
 
 from conformance import checks
 from conformance import strategies as cs
+from conformance.situations import STEP
 
 
 @pytest.mark.broad
 @pytest.mark.requirement("CONF-4")
 @pytest.mark.needs("config")
+@pytest.mark.owns("config_round_trip")
+@pytest.mark.uses(*STEP, "composite_clipping")
 @given(data=st.data())
 def test_from_config_rebuilds_an_identical_optimizer(impl, data):
     """CONF-4: JSON round trip of the config; the rebuilt optimizer has an equal config and steps identically."""

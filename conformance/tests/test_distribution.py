@@ -14,6 +14,7 @@ from conformance import checks
 from conformance import strategies as cs
 from conformance.oracle import sum_replicas
 from conformance.plugin import not_applicable
+from conformance.situations import STEP
 
 
 def _replicated_run(impl, data, clip):
@@ -36,13 +37,17 @@ def _replicated_run(impl, data, clip):
         oracle.step(sum_replicas(per_replica))
         checks.assert_arrays_close(instance.variables(), oracle.variables(), impl.tolerance("recomputed"),
                                    f"variables after replicated step {number}")
-        assert checks.composite_counter(instance) == number, (
-            f"composite counter {checks.composite_counter(instance)} after {number} replicated steps")
+        if impl.allows("composite_counter"):  # Else ITER-1 already deviates on one device.
+            with checks.charged_to("ITER-4"):
+                assert checks.composite_counter(instance) == number, (
+                    f"composite counter {checks.composite_counter(instance)} after {number} replicated steps")
 
 
 @pytest.mark.broad
 @pytest.mark.requirement("DIST-1", "ITER-4")
 @pytest.mark.needs("replicas")
+@pytest.mark.uses(*STEP, "composite_counter")
+@pytest.mark.relies_on("steps")
 @given(data=st.data())
 def test_replicas_behave_like_one_device_with_summed_gradients(impl, data):
     """DIST-1: sum across replicas once, then dispatch; ITER-4: one count per step, not N."""
@@ -52,6 +57,8 @@ def test_replicas_behave_like_one_device_with_summed_gradients(impl, data):
 @pytest.mark.broad
 @pytest.mark.requirement("DIST-1", "CLIP-1")
 @pytest.mark.needs("replicas", "composite_clipping")
+@pytest.mark.uses(*STEP, "composite_counter")
+@pytest.mark.relies_on("steps", "composite_clipping")
 @given(data=st.data())
 def test_replicas_clip_the_summed_gradients(impl, data):
     """DIST-1: the composite clips the *sum* of the replicas' gradients, not each replica's share."""
@@ -72,12 +79,15 @@ def _partitionable(case) -> bool:
 @pytest.mark.broad
 @pytest.mark.requirement("DIST-2", "ROUTE-9", "CLIP-1")
 @pytest.mark.needs("parameter_servers")
+@pytest.mark.uses(*STEP, "composite_clipping", "sub_counters")
+@pytest.mark.relies_on("steps")
 @given(data=st.data())
 def test_partitioned_variables_train_like_unpartitioned_ones(impl, data):
     """DIST-2: groups listing a partitioned variable or its shards, gradients naming its shards or the
     whole variable, composite clipping included: every step equals the unpartitioned oracle's."""
     _on_parameter_servers(impl)
-    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3, clip=cs.clip_settings()).filter(_partitionable),
+    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3, clip=cs.clip_settings(impl.caps.composite_clipping))
+                     .filter(_partitionable),
                      label="case")
     sharding = data.draw(st.builds(Sharding, st.sampled_from(["variable", "shards"]),
                                    st.sampled_from(["shards", "variable"])), label="sharding")
@@ -91,6 +101,7 @@ def _commuting(group: Group, learning_rate: float) -> Group:
 
 @pytest.mark.requirement("DIST-3", "ITER-1", "ITER-3")
 @pytest.mark.needs("parameter_servers")
+@pytest.mark.uses(*STEP, "composite_counter", "sub_counters")
 @given(data=st.data())
 def test_asynchronous_steps_count_once_each(impl, data):
     """DIST-3: k steps scheduled on the workers at once, then joined: the composite counter is k,
@@ -108,10 +119,12 @@ def test_asynchronous_steps_count_once_each(impl, data):
         instance.step_async(case.steps)
     for pairs in case.steps:
         oracle.step(pairs)
-    assert checks.composite_counter(instance) == len(case.steps), (
-        f"composite counter {checks.composite_counter(instance)} after {len(case.steps)} asynchronous steps")
-    assert checks.sub_counters(instance) == oracle.sub_iterations(), (
-        f"sub-optimizer counters {checks.sub_counters(instance)}, expected {oracle.sub_iterations()} "
-        "(each counts the steps its group took part in)")
+    if impl.allows("composite_counter"):  # Else ITER-1 already deviates on one worker.
+        assert checks.composite_counter(instance) == len(case.steps), (
+            f"composite counter {checks.composite_counter(instance)} after {len(case.steps)} asynchronous steps")
+    if impl.allows("sub_counters"):  # Else ITER-3 already deviates on one worker.
+        assert checks.sub_counters(instance) == oracle.sub_iterations(), (
+            f"sub-optimizer counters {checks.sub_counters(instance)}, expected {oracle.sub_iterations()} "
+            "(each counts the steps its group took part in)")
     checks.assert_arrays_close(instance.variables(), oracle.variables(), impl.tolerance("recomputed"),
                                f"variables after {len(case.steps)} asynchronous steps")

@@ -1,9 +1,14 @@
-"""A stateful test (all areas): steps, bad calls, state transfer, config and checkpoint round trips,
-interleaved at random, with invariants checked after every rule:
+"""A stateful test (SPEC INTEG-4): steps, bad calls, state transfer, config and checkpoint round
+trips, interleaved at random, with invariants checked after every rule:
 
-  - the composite counter equals the number of successful steps (ITER-1, ITER-2);
-  - the variables equal the oracle's (ROUTE-9), whatever twin the training has moved into;
-  - a failed call changes nothing (ATOM-1).
+  - the composite counter equals the number of successful steps;
+  - the variables equal the oracle's, whatever twin the training has moved into;
+  - a failed call changes nothing.
+
+Every operation has its own focused check (ROUTE-3, ROUTE-4, ATOM-1, WEIGHT-3, CONF-4, CKPT-1, ITER-1,
+ROUTE-9), which runs first; this test charges only what those cannot see, the interleaving, to
+INTEG-4. An operation whose own check deviates is left out of the interleavings (its rule's
+precondition, `impl.allows`), so a config-only bug fails CONF-4 and nothing here.
 
 Every rule reaches the implementation: a bad call is one the implementation itself must refuse
 (an all-None call, ROUTE-3; a gradient for a variable that exists but no entry lists, ROUTE-4).
@@ -20,6 +25,7 @@ from adapters.protocol import Unsupported, VariableSpec
 from conformance import checks
 from conformance import strategies as cs
 from conformance.oracle import Oracle
+from conformance.situations import STEP
 
 ORPHAN = "orphan_variable"
 
@@ -33,7 +39,8 @@ class CompositeMachine(RuleBasedStateMachine):
         # A variable that no entry lists, for the unlisted_variable rule: it exists in the composite's
         # model, so a gradient for it reaches the implementation, which must refuse it (ROUTE-4).
         self.orphan = None
-        if self._supports("step_errors") and data.draw(st.booleans(), label="with a variable no entry lists"):
+        if (self._supports("step_errors") and self._allows("unlisted_gradient", "refused_call_atomic")
+                and data.draw(st.booleans(), label="with a variable no entry lists")):
             self.orphan = len(self.case.variables)
             shape = data.draw(cs.variable_shapes, label="its shape")
             self.case = dataclasses.replace(
@@ -49,6 +56,10 @@ class CompositeMachine(RuleBasedStateMachine):
     def _supports(self, *capabilities):
         return all(c not in self.impl.unsupported for c in capabilities)
 
+    def _allows(self, *situations):
+        """Operations whose own focused check did not deviate (conformance/situations.py)."""
+        return all(self.impl.allows(s) for s in situations)
+
     @rule(data=st.data())
     def step(self, data):
         pairs = data.draw(cs.steps(self.impl.caps, self.case.variables, self.groups), label="step")
@@ -61,17 +72,19 @@ class CompositeMachine(RuleBasedStateMachine):
         before = checks.snapshot(self.instance)
         pairs = data.draw(cs.steps(self.impl.caps, self.case.variables, self.groups), label="good pairs")
         shape = self.case.variables[self.orphan].value.shape
-        checks.expect_raises(self.impl, lambda: self.instance.step(tuple(pairs) + ((self.orphan, np.ones(shape, np.float32)),)),
-                             "a gradient for a variable no entry lists", error=ValueError,
-                             mentions=[checks.names(ORPHAN)])
+        with checks.charged_to("ROUTE-4"):  # Its own check (which ran first, in a full run) passed: only here.
+            checks.expect_raises(self.impl, lambda: self.instance.step(tuple(pairs) + ((self.orphan, np.ones(shape, np.float32)),)),
+                                 "a gradient for a variable no entry lists", error=ValueError,
+                                 mentions=[checks.names(ORPHAN)])
         checks.assert_unchanged(before, checks.snapshot(self.instance), "a refused call")
 
-    @precondition(lambda self: self._supports("none_gradient"))
+    @precondition(lambda self: self._supports("none_gradient") and self._allows("all_none_call", "refused_call_atomic"))
     @rule()
     def all_none(self):
         before = checks.snapshot(self.instance)
-        checks.expect_raises(self.impl, lambda: self.instance.step(tuple((i, None) for i in self.listed)),
-                             "an all-None call", error=ValueError)
+        with checks.charged_to("ROUTE-3"):
+            checks.expect_raises(self.impl, lambda: self.instance.step(tuple((i, None) for i in self.listed)),
+                                 "an all-None call", error=ValueError)
         checks.assert_unchanged(before, checks.snapshot(self.instance), "a refused all-None call")
 
     def _materialize(self, instance):
@@ -82,7 +95,7 @@ class CompositeMachine(RuleBasedStateMachine):
     def _current(self):
         return tuple(VariableSpec(v.name, value) for v, value in zip(self.case.variables, self.instance.variables()))
 
-    @precondition(lambda self: self._supports("state"))
+    @precondition(lambda self: self._supports("state") and self._allows("state_transfer"))
     @rule()
     def move_into_twin(self):
         with checks.applicability():
@@ -91,7 +104,7 @@ class CompositeMachine(RuleBasedStateMachine):
             twin.set_state(self.instance.state())
         self.instance = twin
 
-    @precondition(lambda self: self._supports("state", "config"))
+    @precondition(lambda self: self._supports("state", "config") and self._allows("state_transfer", "config_round_trip"))
     @rule()
     def config_round_trip(self):
         with checks.applicability():
@@ -101,7 +114,7 @@ class CompositeMachine(RuleBasedStateMachine):
             twin.set_state(self.instance.state())
         self.instance = twin
 
-    @precondition(lambda self: self._supports("checkpoint"))
+    @precondition(lambda self: self._supports("checkpoint") and self._allows("checkpoint_round_trip"))
     @rule()
     def checkpoint_round_trip(self):
         import tempfile
@@ -125,7 +138,7 @@ class CompositeMachine(RuleBasedStateMachine):
 
     @invariant()
     def counter_counts_successful_steps(self):
-        if not hasattr(self, "instance"):
+        if not hasattr(self, "instance") or not self._allows("composite_counter"):
             return
         try:
             counter = self.instance.iterations()
@@ -140,8 +153,10 @@ class CompositeMachine(RuleBasedStateMachine):
                                        checks.tolerance_for(self.impl, self.case.spec.clip), "variables")
 
 
-# ROUTE-3 and ROUTE-4: the all_none and unlisted_variable rules check those refusals.
-@pytest.mark.requirement("ITER-1", "ITER-2", "ATOM-1", "ROUTE-3", "ROUTE-4", "ROUTE-9", "WEIGHT-3", "CONF-4", "CKPT-1")
+@pytest.mark.requirement("INTEG-4")
+@pytest.mark.uses(*STEP, "sub_counters", "composite_counter", "all_none_call", "unlisted_gradient",
+                  "refused_call_atomic", "state_transfer", "config_round_trip", "checkpoint_round_trip")
+@pytest.mark.relies_on("steps")
 def test_interleaved_operations_keep_the_invariants(impl):
     from hypothesis import settings
 

@@ -16,6 +16,7 @@ from adapters.protocol import Clip, CompositeSpec, Group, SubOptimizer, Variable
 from conformance import checks
 from conformance.plugin import not_applicable
 from conformance import strategies as cs
+from conformance.situations import STEP
 
 # Every check here drives the tf_keras object itself, whatever requirement it cites.
 pytestmark = pytest.mark.needs("tf_keras_api")
@@ -99,6 +100,7 @@ def test_checkpoint_names_sub_optimizers_like_tfrs(impl, tf, tmp_path):
 
 
 @pytest.mark.requirement("ROUTE-6")
+@pytest.mark.uses(*STEP)
 @given(data=st.data())
 def test_any_iterable_is_read_once(impl, tf, data):
     """ROUTE-6: a generator works and gives the same result as a list."""

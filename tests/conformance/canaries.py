@@ -63,6 +63,25 @@ class DropsLastGroup(CompositeOptimizer):
         return super().apply_gradients(pairs, name, experimental_aggregate_gradients)
 
 
+class NadamCrashesWhenGroupAbsent(CompositeOptimizer):
+    """Fault: a step in which a Nadam entry's group has no pair at all (absent from the call, or an
+    empty group) raises IndexError, as a port that hands legacy Nadam an empty var list does (its slot
+    creation indexes `var_list[0]`). Raised before anything changes; every other step is the
+    reference's. Breaks ROUTE-7 only: every other check meets its requirement once it draws no
+    absent group (conformance/situations.py)."""
+
+    BREAKS, SELECT = "ROUTE-7", "absent_group_is_not_stepped"
+
+    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+        pairs = list(grads_and_vars)
+        if pairs:
+            present = {id(v) for _, v in pairs}
+            for (optimizer, _), var_list in zip(self._optimizers_and_vars, self._var_lists()):
+                if isinstance(optimizer, tf_keras.optimizers.legacy.Nadam) and not any(id(v) in present for v in var_list):
+                    raise IndexError("list index out of range")
+        return super().apply_gradients(pairs, name, experimental_aggregate_gradients)
+
+
 class DensifiesSparse(CompositeOptimizer):
     """Fault: IndexedSlices gradients are converted to dense tensors before routing, so sub-optimizers
     apply dense updates (rows without a gradient still decay/move). Breaks ROUTE-8."""
@@ -487,7 +506,7 @@ class KillsWorkerOne(CompositeOptimizer):
 
 
 CANARIES = (
-    RoutesByName, DropsLastGroup, DensifiesSparse,
+    RoutesByName, DropsLastGroup, NadamCrashesWhenGroupAbsent, DensifiesSparse,
     CountsEachGroup, BorrowsFirstCounter, StepsAbsentGroups,
     ReversedSubWeights, CounterLast,
     ConfigDropsLearningRate, ConfigForgetsClipping,

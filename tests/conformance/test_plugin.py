@@ -16,27 +16,39 @@ def test_shrink_limits_reach_hypothesis():
     assert all(shrinks > 0 and seconds > 0 for shrinks, seconds in SHRINK_LIMITS.values())
 
 
-def test_broad_checks_run_first_in_file_order():
-    """The plugin puts every check marked `broad` before the others (so `-x` rejects early), the
-    two that need replicas first of all, keeping file order within each part."""
-    import ast
+def test_owners_of_a_situation_run_before_the_checks_that_need_it():
+    """The plugin orders the checks so that every owner of a situation (conformance/situations.py)
+    runs before each check that uses or relies on it; the focused owners come first of all (so `-x`
+    stops a fault that only a focused check sees early)."""
+    import importlib
     import pathlib
     import subprocess
     import sys
 
+    from conformance import situations
+
     tests_dir = pathlib.Path(conformance_tests.__file__).parent
-    broad = set()
-    for path in sorted(tests_dir.glob("test_*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef) and any(
-                    isinstance(d, ast.Attribute) and d.attr == "broad" for d in node.decorator_list):
-                broad.add(f"{path.name}::{node.name}")
-    assert broad, "no check is marked broad"
     done = subprocess.run([sys.executable, "-m", "conformance", "--collect-only", "-q", "-p", "no:cacheprovider"],
                           capture_output=True, text=True, timeout=300, cwd=tests_dir.parents[1])
-    ids = [line.split("[")[0] for line in done.stdout.splitlines() if "::" in line]
-    ids = list(dict.fromkeys(ids))  # Parametrized checks appear once per case.
-    assert set(ids[:len(broad)]) == broad, done.stdout[-2000:]
-    assert all("test_distribution.py" in i for i in ids[:2]), "the broad checks that need replicas come first"
-    rest = ids[len(broad):]
-    assert rest == sorted(rest, key=lambda i: i.split("::")[0]), "the other checks left file order"
+    ids = [f"{line.split('::')[0].rsplit('/', 1)[-1]}::{line.split('::', 1)[1]}" for line in done.stdout.splitlines()
+           if "::" in line]
+    assert len(ids) > 40, done.stdout[-2000:]
+
+    def declaration(check):
+        module, name = check.split("::")
+        function = getattr(importlib.import_module(f"conformance.tests.{module[:-3]}"), name.split("[")[0])
+        marks = getattr(function, "pytestmark", [])
+        names = lambda kind: tuple(n for m in marks if m.name == kind for n in m.args)  # noqa: E731
+        owns = names("owns")
+        if name.startswith("test_one_kind_steps_like_itself_alone["):
+            owns += (f"kind:{name.split('[')[1][:-1]}",)
+        return situations.Declaration(owns, names("uses"), names("relies_on"))
+
+    declarations = {check: declaration(check) for check in ids}
+    position = {check: i for i, check in enumerate(ids)}
+    for check, declared in declarations.items():
+        for needed in declared.needed():
+            owners = [c for c, d in declarations.items() if needed in d.owns and c != check]
+            late = [c for c in owners if position[c] > position[check]]
+            assert not late, f"{check} needs {needed!r}, whose owners {late} run after it"
+    assert all(declarations[c].owns for c in ids[:7]), f"the focused kind checks do not come first: {ids[:7]}"

@@ -43,6 +43,7 @@ def _cli(*args, cwd=REPO, env=None):
     (["--impl", "os:Nope"], "'Nope'"),
     (["--timeout", "0"], "--timeout 0"),
     (["--check", "test_routing.py::test_nope"], "'test_nope'"),
+    (["--avoid", "absent_group,teleportation"], "teleportation"),
     (["-k", "("], "-k '('"),
     (["--profile", "fast"], "'fast'"),
     (["--bogus-option"], "--bogus-option"),
