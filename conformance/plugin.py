@@ -837,11 +837,9 @@ def _report(config, partial_reason: Optional[str]) -> dict:
     impl = _implementation(config)
     info = impl["info"]
     checks = sorted(config.stash[_RESULTS].values(), key=lambda c: c["id"])
-    all_requirements = requirements.all_requirements()
-    by_requirement: Dict[str, list] = {}
-    for check in checks:
-        for requirement_id in check["requirements"]:
-            by_requirement.setdefault(requirement_id, []).append(check)
+    requirements_section = schema.requirements_section(checks, {
+        rid: {"area": r.area, "scope": r.scope, "text": r.text} for rid, r in requirements.all_requirements().items()
+    })
     return {
         "schema_version": schema.SCHEMA_VERSION,
         "suite_version": __version__,
@@ -861,16 +859,8 @@ def _report(config, partial_reason: Optional[str]) -> dict:
         "timeout_s": config.option.timeout,
         "summary": schema.summarize(checks),
         "checks": checks,
-        "requirements": {
-            rid: {
-                "status": schema.requirement_status(c["status"] for c in by_requirement[rid]),
-                "area": all_requirements[rid].area,
-                "scope": all_requirements[rid].scope,
-                "text": all_requirements[rid].text,
-                "checks": [c["id"] for c in by_requirement[rid]],
-            }
-            for rid in sorted(by_requirement)
-        },
+        "requirements": requirements_section,
+        "verdicts": schema.verdict_counts(requirements_section),
         "duration_s": round(time.time() - config.stash[_STARTED], 2),
     }
 

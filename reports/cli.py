@@ -6,8 +6,8 @@ renders the reports (Markdown to stdout when no output is named). `main(argv)` t
 after `report`. `gate(baseline_path, current_report)` is what the runner calls for `--baseline`.
 
 Exit codes: 0 done (rendering succeeds whatever the reports' results), 1 regression (gate only),
-2 unusable input (a file that cannot be read, is not JSON, or is not a schema-1 report), with a
-message on stderr naming the file and what is wrong.
+2 unusable input (a file that cannot be read, is not JSON, or is not a report of schema version 1
+or 2), with a message on stderr naming the file and what is wrong.
 """
 
 from __future__ import annotations

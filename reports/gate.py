@@ -13,15 +13,22 @@ Definitions (statuses as in `reports.schema`; requirements keyed by id, checks b
 - An *improvement* is a requirement that was `failed`, `error` or `expected_failure` in the
   baseline and is `passed` or `unexpected_pass` now. `unexpected_pass` means the expectations file
   still lists a check that now passes: its entry is to be removed.
-- *Excused* requirements were `passed` in the baseline and are `expected_failure` or
-  `not_applicable` now: not a regression (an expectation or capability was declared), but a
-  difference to review, since that is how a regression could be hidden.
+- *Excused* requirements were `passed` in the baseline and are `expected_failure`, `blocked` or
+  `not_applicable` now, or have a check that was `passed` and is one of those now: not a
+  regression (an expectation or capability was declared, or a requirement the check depends on
+  deviates), but a difference to review, since that is how a regression could be hidden.
+- Requirements that no check cites in one of the two reports (schema 2 lists them with a null
+  status, schema 1 leaves them out) are not compared: they were not run. One that some check cited
+  in the baseline and none cites now is listed as disappeared.
+- *Verdict changes* (complies, deviates, blocked, ... per `reports.schema`) between the two reports
+  are listed last, for information: the exit code follows the gating statuses above, never the
+  verdicts. A schema-1 report's verdicts are derived from its checks (`schema.requirement_verdicts`).
 - *Disappeared* checks (and requirements) are in the baseline and absent now; *new* checks the
   reverse. Neither changes the exit code; both are listed.
 
 `GateResult.exit_code` is 1 iff there is a regression, else 0.
 
-What may be compared: `compare` refuses (`ValueError`) reports of different spec versions, because
+Either report may be of schema version 1 or 2. What may be compared: `compare` refuses (`ValueError`) reports of different spec versions, because
 a requirement id means what that version of reference/SPEC.md says, so "ITER-1 passed, now fails"
 across versions would compare two different requirements. Everything else is compared and noted
 when it differs: the implementation (comparing a candidate build, e.g. `--impl my_pkg:Candidate`,
@@ -38,12 +45,12 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from reports import schema
-from reports.render import requirement_sort_key
+from reports.schema import requirement_sort_key
 
 BROKEN = frozenset({schema.FAILED, schema.ERROR})
 WAS_NOT_PASSING = frozenset({schema.FAILED, schema.ERROR, schema.EXPECTED_FAILURE})
 NOW_PASSING = frozenset({schema.PASSED, schema.UNEXPECTED_PASS})
-EXCUSED = frozenset({schema.EXPECTED_FAILURE, schema.NOT_APPLICABLE})
+EXCUSED = frozenset({schema.EXPECTED_FAILURE, schema.BLOCKED, schema.NOT_APPLICABLE})
 
 # Where the runner writes reports when no --report-dir is given (reports/runs/ is git-ignored).
 DEFAULT_REPORT_DIR = "reports/runs"
@@ -72,6 +79,15 @@ class RequirementChange:
 
 
 @dataclass(frozen=True)
+class VerdictChange:
+    """A requirement whose verdict differs between the baseline and now (informational)."""
+
+    requirement: str
+    baseline: str
+    current: str
+
+
+@dataclass(frozen=True)
 class GateResult:
     implementation: str
     device: str
@@ -89,6 +105,8 @@ class GateResult:
     baseline_created: Optional[str] = None
     current_created: Optional[str] = None
     impl_spec: Optional[str] = None  # the run's --impl argument when it differs from the name
+    verdict_changes: Tuple[VerdictChange, ...] = ()
+    verdicts_derived: Tuple[str, ...] = ()  # "baseline"/"current": verdicts derived from a schema-1 report
 
     @property
     def exit_code(self) -> int:
@@ -141,7 +159,8 @@ class GateResult:
             lines += [f"    {command}" for command in self.update_baseline_commands()]
 
         if self.excused:
-            lines += ["", "NEEDS REVIEW (passed in the baseline, excused now: an expectation or capability was declared):"]
+            lines += ["", "NEEDS REVIEW (passed in the baseline, excused now: an expectation or capability was declared, "
+                      "or a check is blocked by a deviating requirement):"]
             for change in self.excused:
                 lines += _format_change(change, detail=False)
 
@@ -160,6 +179,11 @@ class GateResult:
         if (self.disappeared_checks or self.new_checks) and not self.improvements:
             lines += ["", "  To record the current set of checks, update the baseline:"]
             lines += [f"    {command}" for command in self.update_baseline_commands()]
+        if self.verdict_changes:
+            derived = (f" ({' and '.join(self.verdicts_derived)} verdicts derived from a schema-1 report)"
+                       if self.verdicts_derived else "")
+            lines += ["", f"verdicts (informational, not gating{derived}): "
+                      + ", ".join(f"{c.requirement} {c.baseline} -> {c.current}" for c in self.verdict_changes)]
         return "\n".join(lines) + "\n"
 
 
@@ -224,7 +248,8 @@ def compare(
     baseline_path: Optional[str] = None,
     current_path: Optional[str] = None,
 ) -> GateResult:
-    """Compare `current` with `baseline` (schema-1 reports against one spec version).
+    """Compare `current` with `baseline` (schema-1 or schema-2 reports, in any combination, against
+    one spec version).
 
     The paths only make `format()` print exact commands; they are not read.
     """
@@ -251,7 +276,7 @@ def compare(
             notes.append(f"{key} differs: baseline {baseline.get(key)!r}, current {current.get(key)!r}.")
 
     old_checks, new_checks = _checks(baseline), _checks(current)
-    old_reqs, new_reqs = baseline["requirements"], current["requirements"]
+    old_reqs, new_reqs = _tested(baseline), _tested(current)
 
     regressions, improvements, excused = [], [], []
     for rid in sorted(set(old_reqs) & set(new_reqs), key=requirement_sort_key):
@@ -271,8 +296,12 @@ def compare(
         elif was in WAS_NOT_PASSING and now in NOW_PASSING:
             shown = [c for c in changed if c.current in NOW_PASSING]
             improvements.append(RequirementChange(rid, was, now, tuple(shown)))
-        elif was == schema.PASSED and now in EXCUSED:
-            shown = [c for c in changed if c.current in EXCUSED]
+        elif (was == schema.PASSED and now in EXCUSED) or any(
+            c.baseline == schema.PASSED and c.current in EXCUSED for c in changed
+        ):
+            # A check that passed and is excused now (blocked, say) under a requirement that still
+            # passes is no regression either, but the same kind of difference to review.
+            shown = [c for c in changed if c.current in EXCUSED and (was == schema.PASSED or c.baseline == schema.PASSED)]
             excused.append(RequirementChange(rid, was, now, tuple(shown)))
 
     disappeared = tuple(_change(i, old_checks[i], None) for i in sorted(set(old_checks) - set(new_checks)))
@@ -294,4 +323,23 @@ def compare(
         baseline_created=baseline.get("created"),
         current_created=current.get("created"),
         impl_spec=_impl_spec(current),
+        verdict_changes=_verdict_changes(baseline, current),
+        verdicts_derived=tuple(
+            which for which, report in (("baseline", baseline), ("current", current)) if report.get("schema_version") == 1
+        ),
+    )
+
+
+def _tested(report: Mapping) -> dict:
+    """The report's requirements that have a gating status (schema 2 lists untested ones with null)."""
+    return {rid: entry for rid, entry in report["requirements"].items() if (entry or {}).get("status") is not None}
+
+
+def _verdict_changes(baseline: Mapping, current: Mapping) -> tuple:
+    """The requirements listed by both reports whose verdict differs, by id."""
+    old, new = schema.requirement_verdicts(baseline), schema.requirement_verdicts(current)
+    return tuple(
+        VerdictChange(rid, old[rid]["verdict"], new[rid]["verdict"])
+        for rid in sorted(set(old) & set(new), key=requirement_sort_key)
+        if old[rid]["verdict"] != new[rid]["verdict"]
     )

@@ -1,7 +1,10 @@
-"""Synthetic schema-1 reports for the report tooling's tests, and a small HTML tree parser.
+"""Synthetic reports (schema 2, or schema 1 when asked) for the report tooling's tests, and a small
+HTML tree parser.
 
-Reports are built from checks; requirement statuses and the summary are derived with
-`reports.schema` exactly as the runner derives them, so every report here passes `schema.validate`.
+Reports are built from checks; requirements (verdicts and statuses), verdict counts and the summary
+are derived with `reports.schema` exactly as the runner derives them, so every report here passes
+`schema.validate`. In a schema-2 report the "spec" is every requirement a check cites plus
+`uncovered`; in a schema-1 report `uncovered` requirements are listed with no citing check.
 
 `python tests/reports/synthetic_reports.py` rewrites tests/reports/fixtures/*.json from `FIXTURES`
 (a test checks the committed files match).
@@ -54,9 +57,15 @@ def check(check_id, requirements, status=schema.PASSED, **fields):
         "example": None,
         "examples_run": None,
         "duration_s": 0.01,
+        "charged": [],
+        "blocked_by": [],
+        "avoided": [],
     }
     out.update(fields)
     return out
+
+
+V2_CHECK_FIELDS = ("charged", "blocked_by", "avoided")
 
 
 def good_checks():
@@ -75,32 +84,36 @@ def good_checks():
     ]
 
 
+def spec_of(requirement_ids):
+    """{id: {area, scope, text}} as the runner passes SPEC.md to `schema.requirements_section`."""
+    return {
+        rid: {"area": AREAS[rid.split("-")[0]], "scope": SCOPES.get(rid, "semantic"), "text": TEXTS.get(rid, f"Requirement {rid}.")}
+        for rid in requirement_ids
+    }
+
+
 def make_report(checks=None, *, name="reference", device="cpu", profile="ci", expectations=None,
-                created="2026-11-24T12:00:00+00:00", uncovered=()):
-    """A valid report of `checks` (default: good_checks()). `uncovered`: requirement ids listed
-    with no citing check."""
+                created="2026-11-24T12:00:00+00:00", uncovered=(), schema_version=schema.SCHEMA_VERSION):
+    """A valid report of `checks` (default: good_checks()). `uncovered`: requirement ids of the spec
+    that no check cites (schema 2: untested entries; schema 1: listed with no citing check)."""
     checks = copy.deepcopy(good_checks() if checks is None else checks)
     for c in checks:
         c.setdefault("reproduce", f"python -m conformance --impl {name} -k {c['id'].split('::')[-1]}")
+        for field in V2_CHECK_FIELDS:
+            if schema_version == 1:
+                c.pop(field, None)
+            else:
+                c.setdefault(field, [])
     cited = {}
     for c in checks:
         for rid in c["requirements"]:
             cited.setdefault(rid, []).append(c)
-    requirements = {}
-    for rid in sorted(set(cited) | set(uncovered)):
-        cs = cited.get(rid, [])
-        requirements[rid] = {
-            # A listed requirement with no citing check has no status (requirement_status refuses
-            # one); such a report still needs one to be valid, and the renderer must show "no check"
-            # whatever it is, so it gets the status most likely to pass for an excuse.
-            "status": schema.requirement_status(c["status"] for c in cs) if cs else schema.NOT_APPLICABLE,
-            "area": AREAS[rid.split("-")[0]],
-            "scope": SCOPES.get(rid, "semantic"),
-            "text": TEXTS.get(rid, f"Requirement {rid}."),
-            "checks": [c["id"] for c in cs],
-        }
+    if schema_version == 1:
+        requirements = _v1_requirements(cited, uncovered)
+    else:
+        requirements = schema.requirements_section(checks, spec_of(set(cited) | set(uncovered)))
     report = {
-        "schema_version": schema.SCHEMA_VERSION,
+        "schema_version": schema_version,
         "suite_version": "0.1.0",
         "spec_version": "1.0",
         "implementation": {"name": name, "implementation": f"{name}.CompositeOptimizer", "version": "0.1.0"},
@@ -115,8 +128,30 @@ def make_report(checks=None, *, name="reference", device="cpu", profile="ci", ex
         "checks": checks,
         "requirements": requirements,
     }
+    if schema_version == 1:
+        report["summary"] = {s: n for s, n in report["summary"].items() if s in schema.V1_STATUSES}
+    else:
+        report["verdicts"] = schema.verdict_counts(requirements)
     schema.validate(report)
     return report
+
+
+def _v1_requirements(cited, uncovered):
+    """A schema-1 report's requirements object (what the runner wrote before schema 2)."""
+    requirements = {}
+    for rid in sorted(set(cited) | set(uncovered)):
+        cs = cited.get(rid, [])
+        requirements[rid] = {
+            # A listed requirement with no citing check has no status (requirement_status refuses
+            # one); such a report still needs one to be valid, and the renderer must show "no check"
+            # whatever it is, so it gets the status most likely to pass for an excuse.
+            "status": schema.requirement_status(c["status"] for c in cs) if cs else schema.NOT_APPLICABLE,
+            "area": AREAS[rid.split("-")[0]],
+            "scope": SCOPES.get(rid, "semantic"),
+            "text": TEXTS.get(rid, f"Requirement {rid}."),
+            "checks": [c["id"] for c in cs],
+        }
+    return requirements
 
 
 def with_checks(report, changes):
@@ -136,12 +171,15 @@ def with_checks(report, changes):
         expectations=report["expectations"],
         created=report["created"],
         uncovered=uncovered,
+        schema_version=report["schema_version"],
     )
 
 
-def tfrs_report():
+def tfrs_report(*, device="cpu", schema_version=schema.SCHEMA_VERSION):
     """A port with every kind of result: failure (with a minimal example), expected failures,
-    not applicable, an unexpected pass, an error, and a requirement no check cites."""
+    not applicable, an unexpected pass, an error, and a requirement no check cites; in schema 2 also
+    a check blocked by the failing requirement (ROUTE-1 by ROUTE-9) and a passing check whose cases
+    left out a situation owned by it (ATOM-1)."""
     checks = good_checks()
     changes = {
         "test_routing.py::test_central_property": dict(
@@ -161,13 +199,24 @@ def tfrs_report():
             status=schema.ERROR, message="RuntimeError: adapter crashed while building IndexedSlices"
         ),
     }
+    if schema_version >= 2:
+        changes["test_routing.py::test_identity_routing"] = dict(
+            status=schema.BLOCKED, blocked_by=["ROUTE-9"],
+            reason="needs steps in which a group has no gradient, a situation of ROUTE-9, which deviates",
+        )
+        changes["test_atom.py::test_errors_change_nothing"] = dict(
+            avoided=[{"situation": "absent groups", "requirement": "ROUTE-9"}],
+        )
     checks = [{**c, **changes.get(c["id"], {})} for c in checks]
-    return make_report(checks, name="tfrs", expectations="adapters/expectations/tfrs.toml", uncovered=["SLOT-1"])
+    return make_report(checks, name="tfrs", device=device, expectations="adapters/expectations/tfrs.toml",
+                       uncovered=["SLOT-1"], schema_version=schema_version)
 
 
 FIXTURES = {
     "reference-cpu.json": lambda: make_report(),
     "tfrs-cpu.json": tfrs_report,
+    # A report of schema version 1, as the runner wrote before verdicts: still read and rendered.
+    "tfrs-gpu.schema1.json": lambda: tfrs_report(device="gpu", schema_version=1),
 }
 
 

@@ -1,5 +1,6 @@
 """The committed matrix (reports/matrix.md, reports/matrix.html) is what `nox -s report` renders
-from the committed reports (reports/published/*.json), byte for byte."""
+from the committed reports (reports/published/*.json), byte for byte. The reports may be of either
+schema version (1: verdicts derived from the checks; 2: verdicts as recorded)."""
 
 import pathlib
 

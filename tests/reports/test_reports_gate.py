@@ -9,7 +9,7 @@ import pytest
 from reports import schema
 from reports.cli import gate
 from reports.gate import compare
-from synthetic_reports import make_report, tfrs_report, with_checks
+from synthetic_reports import check, good_checks, make_report, tfrs_report, with_checks
 
 CENTRAL = "test_routing.py::test_central_property"
 ITER = "test_iter.py::test_iterations_advance_once"
@@ -188,7 +188,89 @@ def test_gate_refuses_a_missing_or_invalid_baseline_clearly(tmp_path):
     assert gate(tmp_path / "nope.json", make_report(), stdout=io.StringIO(), stderr=err) == 2
     assert f"{tmp_path}/nope.json: cannot read" in err.getvalue()
     bad = tmp_path / "bad.json"
-    bad.write_text('{"schema_version": 2}', encoding="utf-8")
+    bad.write_text('{"schema_version": 3}', encoding="utf-8")
     err = io.StringIO()
     assert gate(bad, make_report(), stdout=io.StringIO(), stderr=err) == 2
-    assert f"{bad}: Unsupported report schema_version 2" in err.getvalue()
+    assert f"{bad}: Unsupported report schema_version 3" in err.getvalue()
+
+
+# --------------------------------------------------------------------------- schema versions, verdicts
+
+
+@pytest.mark.parametrize("versions", [(1, 1), (1, 2), (2, 1), (2, 2)], ids=lambda v: f"v{v[0]}-to-v{v[1]}")
+def test_either_schema_version_is_compared_with_either(versions):
+    old, new = versions
+    baseline = with_checks(make_report(schema_version=old), {ITER: {"status": schema.FAILED}})
+    current = with_checks(make_report(schema_version=new), {CENTRAL: {"status": schema.FAILED, "message": "differs"}})
+    result = compare(baseline, current)
+    assert result.exit_code == 1
+    assert [(c.requirement, c.baseline, c.current) for c in result.regressions] == [("ROUTE-9", "passed", "failed")]
+    assert [(c.requirement, c.baseline, c.current) for c in result.improvements] == [("ITER-1", "failed", "passed")]
+    assert result.disappeared_requirements == () and result.disappeared_checks == result.new_checks == ()
+    assert [(c.requirement, c.baseline, c.current) for c in result.verdict_changes] == [
+        ("ITER-1", "deviates", "complies"), ("ROUTE-9", "complies", "deviates"),
+    ]
+    line = result.format().rstrip("\n").splitlines()[-1]
+    assert line.startswith("verdicts (informational, not gating")
+    assert line.endswith("): ITER-1 deviates -> complies, ROUTE-9 complies -> deviates")
+    derived = [w for w, v in (("baseline", old), ("current", new)) if v == 1]
+    assert result.verdicts_derived == tuple(derived)
+    assert ("derived from a schema-1 report" in line) == bool(derived)
+
+
+def test_untested_requirements_of_a_schema_2_report_are_not_compared():
+    # SLOT-1 is listed untested (status null) in both; in the v1 baseline it is absent.
+    baseline = make_report(uncovered=["SLOT-1"])
+    assert baseline["requirements"]["SLOT-1"]["status"] is None
+    for old in (baseline, make_report(schema_version=1)):
+        result = compare(old, make_report(uncovered=["SLOT-1"]))
+        assert result.exit_code == 0 and result.format().startswith("Conformance gate passed")
+        assert result.regressions == result.improvements == result.excused == ()
+        assert result.disappeared_requirements == () and result.verdict_changes == ()
+    # A requirement some check cited in the baseline and none cites now has disappeared.
+    current = make_report([c for c in good_checks() if c["id"] != ITER], uncovered=["ITER-1", "SLOT-1"])
+    result = compare(baseline, current)
+    assert result.disappeared_requirements == ("ITER-1",)
+    assert [(c.requirement, c.baseline, c.current) for c in result.verdict_changes] == [("ITER-1", "complies", "untested")]
+    assert result.exit_code == 0
+
+
+def test_a_blocked_check_that_passed_in_the_baseline_needs_review_but_is_no_regression():
+    blocked = {"status": schema.BLOCKED, "blocked_by": ["ROUTE-9"], "reason": "needs absent groups"}
+    for baseline in (make_report(), make_report(schema_version=1)):
+        result = compare(baseline, with_checks(make_report(), {ITER: blocked}))
+        assert result.exit_code == 0
+        assert result.regressions == ()
+        assert [(c.requirement, c.baseline, c.current) for c in result.excused] == [("ITER-1", "passed", "blocked")]
+        text = result.format()
+        assert "NEEDS REVIEW" in text and "ITER-1: passed -> blocked" in text
+        assert f"{ITER}: passed -> blocked" in text
+        assert text.rstrip("\n").splitlines()[-1].endswith("ITER-1 complies -> blocked")
+
+
+def test_a_blocked_check_under_a_requirement_still_passing_needs_review_too():
+    compiled = "test_routing.py::test_central_property_compiled"
+    current = with_checks(make_report(), {compiled: {"status": schema.BLOCKED, "blocked_by": ["ROUTE-4"]}})
+    result = compare(make_report(), current)
+    assert result.exit_code == 0
+    assert [(c.requirement, c.baseline, c.current) for c in result.excused] == [("ROUTE-9", "passed", "passed")]
+    assert [(c.id, c.baseline, c.current) for c in result.excused[0].checks] == [(compiled, "passed", "blocked")]
+    assert result.verdict_changes == ()  # ROUTE-9 still complies through its other check
+
+
+def test_verdict_changes_never_change_the_exit_code():
+    # ITER-1 deviates now, excused by an expectations entry: the gate passes and says so.
+    current = with_checks(make_report(), {ITER: {"status": schema.EXPECTED_FAILURE, "reason": "known"}})
+    result = compare(make_report(), current)
+    assert result.exit_code == 0
+    assert [(c.requirement, c.baseline, c.current) for c in result.verdict_changes] == [("ITER-1", "complies", "deviates")]
+    text = result.format()
+    assert text.startswith("Conformance gate passed")
+    assert text.rstrip("\n").splitlines()[-1] == "verdicts (informational, not gating): ITER-1 complies -> deviates"
+    # A failure charged elsewhere changes no verdict of the requirement it cites first, but still gates.
+    atom = "test_atom.py::test_errors_change_nothing"
+    current = with_checks(make_report(), {atom: {"status": schema.FAILED, "charged": ["ROUTE-4"]}})
+    result = compare(make_report(), current)
+    assert result.exit_code == 1
+    assert [c.requirement for c in result.regressions] == ["ATOM-1", "ROUTE-4"]
+    assert [(c.requirement, c.current) for c in result.verdict_changes] == [("ATOM-1", "untested"), ("ROUTE-4", "deviates")]

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from reports import schema
-from reports.render import LEGEND, MISSING, NO_CHECK, render_html, render_markdown
+from reports.render import (GATING_MARKERS, LEGEND, MISSING, VERDICT_LEGEND, gating_line, render_html,
+                            render_markdown, runs_of, verdict_line)
 from synthetic_reports import check, make_report, parse_html, tfrs_report, with_checks
 
 HOSTILE_NAME = "<script>alert(1)</script>"
@@ -52,24 +53,35 @@ def test_html_matrix_has_one_row_per_requirement_and_one_column_per_run():
         assert len(row.elements("td")) == 3
 
 
-def test_html_cells_are_classed_by_the_requirement_status_in_that_run():
+def test_html_cells_are_classed_by_the_requirement_verdict_in_that_run():
     reports = three_runs()
     by_column = {"reference · cpu": reports[0], "reference · gpu": reports[2], "tfrs · cpu": reports[1]}
     _, table = matrix_of(render_html(reports))
     labels = [th.text() for th in table.find("thead").find("tr").elements("th")[1:]]
-    seen = set()
+    seen, markers = set(), {}
     for row in table.find("tbody").elements("tr"):
         rid = row.attrs["data-requirement"]
         for label, cell in zip(labels, row.elements("td")):
             entry = by_column[label]["requirements"].get(rid)
-            expected = MISSING if entry is None else (NO_CHECK if not entry["checks"] else entry["status"])
-            status_classes = {c for c in cell.classes if c.startswith("status-")}
-            assert status_classes == {f"status-{expected}"}, (rid, label)
-            assert cell.attrs["data-status"] == expected
-            assert cell.find("summary").text() == LEGEND[expected][0]
+            expected = MISSING if entry is None else entry["verdict"]
+            assert {c for c in cell.classes if c.startswith("verdict-")} == {f"verdict-{expected}"}, (rid, label)
+            assert not {c for c in cell.classes if c.startswith("status-")}
+            assert cell.attrs["data-verdict"] == expected
+            assert cell.attrs["data-status"] == ((entry or {}).get("status") or "none")
+            summary = cell.find("summary").text()
+            assert summary.startswith(VERDICT_LEGEND[expected][0]), (rid, label)
+            if summary != VERDICT_LEGEND[expected][0]:
+                markers[(rid, label)] = summary[len(VERDICT_LEGEND[expected][0]):]
             seen.add(expected)
-    # The fixture exercises every state, so a mix-up between any two would show.
-    assert seen == set(LEGEND)
+    # The fixture exercises every verdict, so a mix-up between any two would show.
+    assert seen == set(VERDICT_LEGEND)
+    # Gating markers follow the verdict only where the gating status says more than it.
+    assert markers == {
+        ("ITER-1", "reference · gpu"): "💥",  # untested: its check errored
+        ("ITER-1", "tfrs · cpu"): "🟡",  # deviates, excused by the expectations file
+        ("CONF-1", "tfrs · cpu"): "🔵",  # complies, through a stale expectations entry
+        ("ROUTE-8", "tfrs · cpu"): "💥",
+    }
 
 
 def test_html_cell_explains_itself_on_hover_and_on_click():
@@ -85,12 +97,20 @@ def test_html_cell_explains_itself_on_hover_and_on_click():
     assert "steps=[[(0, array([1.0]))], [(1, None)]]" in pre_texts
     assert "python -m conformance --impl tfrs -k test_central_property" in details.text()
 
+    assert failed.attrs["title"].startswith("ROUTE-9 · tfrs · cpu: deviates (gating status: failed)\n"
+                                            "test_routing.py::test_central_property: AssertionError: variables differ")
     expected_failure = rows["ITER-1"].find("td")
+    assert expected_failure.attrs["title"].startswith("ITER-1 · tfrs · cpu: deviates (gating status: expected failure)")
     assert "TFRS: iterations is the first sub-optimizer's counter" in expected_failure.attrs["title"]
+    blocked = rows["ROUTE-1"].find("td")
+    assert blocked.find("p", "reason").text().startswith("test_routing.py::test_identity_routing blocked by ROUTE-9: needs steps")
+    assert "Blocked by" in blocked.find("details").text()
     not_applicable = rows["CLIP-1"].find("td")
     assert "TFRS has no clip settings (CTOR-1)." in not_applicable.find("details").text()
     no_check = rows["SLOT-1"].find("td")
-    assert "no check cites" in no_check.attrs["title"]
+    assert "no check cites it in this run" in no_check.attrs["title"]
+    avoided = rows["ATOM-1"].find("td")
+    assert "cases without absent groups (ROUTE-9 deviates)" in avoided.attrs["title"]
     assert "TFRS" not in rows["ATOM-1"].find("th").attrs["title"]
     assert "Every error of a step is raised" in rows["ATOM-1"].find("th").attrs["title"]
 
@@ -194,12 +214,12 @@ def test_runs_sharing_implementation_and_device_are_told_apart_by_profile():
 @pytest.mark.parametrize("render", [render_html, render_markdown])
 def test_invalid_reports_are_refused_with_the_reason(render):
     report = make_report()
-    report["schema_version"] = 2
-    with pytest.raises(ValueError, match=r"Report #1: Unsupported report schema_version 2"):
+    report["schema_version"] = 3
+    with pytest.raises(ValueError, match=r"Report #1: Unsupported report schema_version 3"):
         render([make_report(name="other"), report])
     report = make_report()
     report["requirements"]["ROUTE-9"]["status"] = "flaky"
-    with pytest.raises(ValueError, match="requirement 'ROUTE-9' has unknown status 'flaky'"):
+    with pytest.raises(ValueError, match="[Rr]equirement 'ROUTE-9' has unknown status 'flaky'"):
         render([report])
 
 
@@ -224,27 +244,83 @@ def test_markdown_summary_table_counts_checks_by_area_and_status():
     report = tfrs_report()
     markdown = render_markdown([report, make_report()])
     header, rows = md_table_after(markdown, "Checks by area and status (tfrs · cpu):")
-    assert header == ["Area", "✅ passed", "❌ failed", "💥 error", "🟡 expected failure", "🔵 unexpected pass", "➖ not applicable", "Total"]
+    assert header == ["Area", "✅ passed", "❌ failed", "💥 error", "🟡 expected failure", "🔵 unexpected pass",
+                      "⛔ blocked", "➖ not applicable", "Total"]
     table = {row[0]: [int(x.strip("*")) for x in row[1:]] for row in rows}
     assert table == {
-        "atomicity": [1, 0, 0, 0, 0, 0, 1],
-        "clipping": [0, 0, 0, 0, 0, 1, 1],
-        "config": [0, 0, 0, 0, 1, 0, 1],
-        "construction": [2, 0, 0, 0, 0, 0, 2],
-        "iterations": [0, 0, 0, 1, 0, 0, 1],
-        "routing": [2, 1, 1, 0, 0, 0, 4],
-        "**Total**": [5, 1, 1, 1, 1, 1, 10],
+        "atomicity": [1, 0, 0, 0, 0, 0, 0, 1],
+        "clipping": [0, 0, 0, 0, 0, 0, 1, 1],
+        "config": [0, 0, 0, 0, 1, 0, 0, 1],
+        "construction": [2, 0, 0, 0, 0, 0, 0, 2],
+        "iterations": [0, 0, 0, 1, 0, 0, 0, 1],
+        "routing": [1, 1, 1, 0, 0, 1, 0, 4],
+        "**Total**": [4, 1, 1, 1, 1, 1, 1, 10],
     }
-    order = [schema.PASSED, schema.FAILED, schema.ERROR, schema.EXPECTED_FAILURE, schema.UNEXPECTED_PASS, schema.NOT_APPLICABLE]
+    order = [schema.PASSED, schema.FAILED, schema.ERROR, schema.EXPECTED_FAILURE, schema.UNEXPECTED_PASS,
+             schema.BLOCKED, schema.NOT_APPLICABLE]
     assert table["**Total**"][:-1] == [report["summary"][s] for s in order]
     _, rows = md_table_after(markdown, "Checks by area and status (reference · cpu):")
-    assert rows[-1] == ["**Total**", "**10**", "**0**", "**0**", "**0**", "**0**", "**0**", "**10**"]
+    assert rows[-1] == ["**Total**", "**10**", "**0**", "**0**", "**0**", "**0**", "**0**", "**0**", "**10**"]
+
+
+def test_markdown_leads_with_the_verdicts_and_shows_gating_after():
+    markdown = render_markdown(three_runs())
+    assert markdown.startswith(
+        "# Composite optimizer conformance\n\n## Verdicts\n\n"
+        "- **reference · cpu:** complies with 10\n"
+        "- **reference · gpu:** complies with 9, untested 1\n"
+        "- **tfrs · cpu:** complies with 5, deviates on 2 (ITER-1, ROUTE-9), blocked 1 (ROUTE-1 by ROUTE-9), "
+        "not applicable 1, untested 2\n"
+    )
+    gating = markdown.index("**Gating:** 2 of 3 runs failing")
+    assert markdown.index("## Verdicts") < markdown.index("- **tfrs · cpu:** complies with 5") < gating < markdown.index("## Runs")
+    assert ("- reference · cpu: passes (no expectations file)\n"
+            "- reference · gpu: FAILING: 1 error\n"
+            "- tfrs · cpu: FAILING: 1 unexpected failure, 1 error; 1 unexpected pass (stale expectations entries to remove)\n"
+            ) in markdown[gating:]
+    # In each run's header too, verdicts first, gating second.
+    run = markdown[markdown.index("### tfrs · cpu"):]
+    assert run.index("- **Verdicts:** complies with 5, deviates on 2") < run.index("- **Gating:** FAILING: 1 unexpected failure")
+    assert "runs pass" not in markdown[:gating]
+
+
+def test_verdict_and_gating_lines():
+    runs = {run.label: run for run in runs_of(three_runs())}
+    assert verdict_line(runs["tfrs · cpu"]) == (
+        "tfrs · cpu: complies with 5, deviates on 2 (ITER-1, ROUTE-9), blocked 1 (ROUTE-1 by ROUTE-9), "
+        "not applicable 1, untested 2"
+    )
+    assert gating_line(runs["reference · cpu"]) == "passes (no expectations file)"
+    # An expected failure deviates but passes the gate: the two lines say different things.
+    excused = runs_of([with_checks(make_report(expectations="e.toml"), {
+        "test_iter.py::test_iterations_advance_once": {"status": schema.EXPECTED_FAILURE, "reason": "known"}})])[0]
+    assert verdict_line(excused) == "reference · cpu: complies with 9, deviates on 1 (ITER-1)"
+    assert gating_line(excused) == "passes under its expectations"
+    blocked = runs_of([make_report([check("t.py::a", "ITER-1", schema.BLOCKED, blocked_by=["ROUTE-7", "ROUTE-4"]),
+                                    check("t.py::b", "ROUTE-4", schema.FAILED)])])[0]
+    assert verdict_line(blocked) == (
+        "reference · cpu: complies with 0, deviates on 1 (ROUTE-4), blocked 1 (ITER-1 by ROUTE-4 and ROUTE-7)")
+    assert gating_line(blocked) == "FAILING: 1 failed check"
+
+
+def test_html_leads_with_the_verdicts_and_shows_gating_after():
+    page = render_html(three_runs())
+    root, errors = parse_html(page)
+    assert errors == []
+    assert [h.text() for h in root.iter("h2")][:2] == ["Verdicts", "Runs"]
+    verdicts = [li.text() for li in root.find("ul", "verdicts").elements("li")]
+    assert verdicts[2] == ("tfrs · cpu: complies with 5, deviates on 2 (ITER-1, ROUTE-9), blocked 1 (ROUTE-1 by ROUTE-9), "
+                           "not applicable 1, untested 2")
+    assert page.index('<ul class="verdicts">') < page.index('<p class="gating">') < page.index("<h2>Runs</h2>")
+    assert root.find("p", "gating").text() == "Gating: 2 of 3 runs failing (a failed or errored check that no expectations entry excuses)."
+    assert [li.text() for li in root.find("ul", "gating").elements("li")][0] == "reference · cpu: passes (no expectations file)"
+    rows = {tr.find("th").text(): tr for tr in root.find("table", "runs").find("tbody").elements("tr")}
+    assert list(rows)[-2:] == ["Verdicts", "Gating"]
 
 
 def test_markdown_header_and_matrix():
     reports = three_runs()
     markdown = render_markdown(reports)
-    assert markdown.startswith("# Composite optimizer conformance\n\n**2 of 3 runs failing**: reference · gpu, tfrs · cpu\n")
     for label in ("reference · cpu", "reference · gpu", "tfrs · cpu"):
         assert f"### {label}" in markdown
     assert "- **Spec version:** 1.0" in markdown and "- **Profile:** ci" in markdown
@@ -253,9 +329,44 @@ def test_markdown_header_and_matrix():
     matrix = {row[0].strip("*"): row[2:] for row in rows}
     assert len(rows) == len(matrix) == 11
     assert matrix["ROUTE-9"] == ["✅", "✅", "❌"]
-    assert matrix["ITER-1"] == ["✅", "💥", "🟡"]
+    assert matrix["ITER-1"] == ["✅", "∅💥", "❌🟡"]
     assert matrix["CLIP-1"] == ["✅", "✅", "➖"]
+    assert matrix["ROUTE-1"] == ["✅", "✅", "⛔"]
+    assert matrix["CONF-1"] == ["✅", "✅", "✅🔵"]
     assert matrix["SLOT-1"] == ["—", "—", "∅"]
+    legend = markdown[markdown.index("## Requirements matrix"):]
+    assert "Verdicts: ✅ complies · ❌ deviates · ⛔ blocked · ➖ not applicable · ∅ untested · — missing" in legend
+    assert all(marker in legend.split("\n| ")[0] for marker, _ in GATING_MARKERS.values())
+    reasons = markdown[markdown.index("<details><summary>Verdicts of tfrs · cpu"):]
+    assert "- ❌ **ROUTE-9** deviates: test_routing.py::test_central_property: AssertionError: variables differ after step 2" in reasons
+    assert "- ∅ **SLOT-1** untested: no check cites it in this run" in reasons
+
+
+def test_blocked_checks_are_listed_with_what_blocked_them():
+    markdown = render_markdown([tfrs_report()])
+    blocked = markdown[markdown.index("## Blocked checks"):markdown.index("## Unexpected passes")]
+    assert ("- ⛔ tfrs · cpu: `test_routing.py::test_identity_routing` (ROUTE-1) blocked by ROUTE-9: needs steps in which"
+            in blocked)
+    assert "## Blocked checks" not in render_markdown([make_report()])
+    root, _ = parse_html(render_html([tfrs_report()]))
+    items = root.find("ul", "blocked").text()
+    assert "test_routing.py::test_identity_routing" in items and "Blocked byROUTE-9" in items
+
+
+def test_schema_1_reports_render_through_their_derived_verdicts():
+    v1 = tfrs_report(device="gpu", schema_version=1)
+    markdown = render_markdown([v1, tfrs_report()])
+    assert ("- **tfrs · gpu:** complies with 6, deviates on 2 (ITER-1, ROUTE-9), not applicable 1, untested 2"
+            in markdown)
+    header, rows = md_table_after(markdown, "## Requirements matrix")
+    matrix = {row[0].strip("*"): row[2:] for row in rows}
+    assert header[2:] == ["tfrs · cpu", "tfrs · gpu"]
+    assert matrix["ITER-1"] == ["❌🟡", "❌🟡"]
+    assert matrix["ROUTE-1"] == ["⛔", "✅"]
+    assert matrix["SLOT-1"] == ["∅", "∅"]  # a v1 report's listed requirement without check: untested
+    _, table = matrix_of(render_html([v1]))
+    cells = {row.attrs["data-requirement"]: row.find("td") for row in table.find("tbody").elements("tr")}
+    assert cells["ROUTE-8"].attrs["data-verdict"] == "untested" and cells["ROUTE-8"].attrs["data-status"] == "error"
 
 
 def test_markdown_lists_failures_with_reason_example_and_reproduce_command():
@@ -276,7 +387,8 @@ def test_markdown_lists_failures_with_reason_example_and_reproduce_command():
 
 def test_markdown_all_passing():
     markdown = render_markdown([make_report()])
-    assert "**All 1 runs pass** (no failed or error check)." in markdown
+    assert "**Gating:** the run passes under the expectations given (no failed or errored check)." in markdown
+    assert "**Gating:** all 2 runs pass" in render_markdown([make_report(), make_report(device="gpu")])
     assert "None: no check failed or errored." in markdown
 
 
@@ -310,11 +422,15 @@ def test_markdown_notes_a_summary_that_disagrees_with_the_checks():
 
 def test_uncovered_requirement_is_not_shown_as_not_applicable():
     report = make_report(uncovered=["SLOT-1"])
-    assert report["requirements"]["SLOT-1"]["status"] == schema.NOT_APPLICABLE  # what the report claims
-    _, table = matrix_of(render_html([report]))
+    assert report["requirements"]["SLOT-1"]["status"] is None
+    assert report["requirements"]["SLOT-1"]["verdict"] == "untested"
+    v1 = make_report(uncovered=["SLOT-1"], device="gpu", schema_version=1)
+    assert v1["requirements"]["SLOT-1"]["status"] == schema.NOT_APPLICABLE  # what a schema-1 report claims
+    _, table = matrix_of(render_html([report, v1]))
     rows = {row.attrs["data-requirement"]: row for row in table.find("tbody").elements("tr")}
-    assert rows["SLOT-1"].find("td").attrs["data-status"] == NO_CHECK
-    assert "status-not_applicable" not in rows["SLOT-1"].find("td").classes
+    for cell in rows["SLOT-1"].elements("td"):
+        assert cell.attrs["data-verdict"] == "untested"
+        assert "verdict-not_applicable" not in cell.classes
 
 
 def test_check_helper_builds_valid_reports():
