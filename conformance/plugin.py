@@ -889,10 +889,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for check in report["checks"]:
         examples = "-" if check["examples_run"] is None else str(check["examples_run"])
         write(f"{check['id']:<{check_width}}{check['status']:<{status_width}}{examples:>8}")
-        if check["status"] in (schema.NOT_APPLICABLE, schema.EXPECTED_FAILURE, schema.UNEXPECTED_PASS):
+        if check["status"] in (schema.NOT_APPLICABLE, schema.EXPECTED_FAILURE, schema.UNEXPECTED_PASS, schema.BLOCKED):
             write(f"    {check['status']}: {check['reason']}")
+        if check.get("avoided"):
+            write("    cases without " + "; ".join(a["reason"] for a in check["avoided"]))
         elif check["status"] == schema.ERROR:
             write(f"    error: {check['message'].splitlines()[0] if check['message'] else ''}")
+    write("")
+    # What the implementation meets, requirement by requirement; the exit code is the gating status.
+    verdicts = report["verdicts"]
+    write("verdicts: " + ", ".join(f"{verdicts[v]} {v.replace('_', ' ')}" for v in verdicts if verdicts[v]))
+    for rid, entry in report["requirements"].items():
+        if entry["verdict"] in ("deviates", "blocked"):
+            write(f"  {rid} {entry['verdict']}: {entry['reason']}"[:300])
     unexpected = [c["id"] for c in report["checks"] if c["status"] == schema.UNEXPECTED_PASS]
     if unexpected:
         write(f"UNEXPECTED PASS (remove from the expectations file): {', '.join(unexpected)}")
