@@ -1,6 +1,7 @@
 """The conformance plugin's reliance on hypothesis internals, checked so an upgrade cannot
 silently change how long (and how reproducibly) a failing check shrinks."""
 
+import pytest
 from hypothesis.internal.conjecture import engine
 
 from conformance import tests as conformance_tests
@@ -22,6 +23,7 @@ def test_owners_of_a_situation_run_before_the_checks_that_need_it():
     stops a fault that only a focused check sees early)."""
     import importlib
     import pathlib
+    import warnings
     import subprocess
     import sys
 
@@ -36,7 +38,10 @@ def test_owners_of_a_situation_run_before_the_checks_that_need_it():
 
     def declaration(check):
         module, name = check.split("::")
-        function = getattr(importlib.import_module(f"conformance.tests.{module[:-3]}"), name.split("[")[0])
+        with warnings.catch_warnings():  # The suite's markers are registered by its plugin, not loaded here.
+            warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+            module = importlib.import_module(f"conformance.tests.{module[:-3]}")
+        function = getattr(module, name.split("[")[0])
         marks = getattr(function, "pytestmark", [])
         names = lambda kind: tuple(n for m in marks if m.name == kind for n in m.args)  # noqa: E731
         owns = names("owns")
