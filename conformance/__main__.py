@@ -142,6 +142,11 @@ def pytest_argv(args: argparse.Namespace, pytest_args: list, report_dir: pathlib
     return argv + pytest_args
 
 
+def _stops_at_first_failure(pytest_args: list) -> bool:
+    return any(a in ("-x", "--exitfirst", "--maxfail=1") for a in pytest_args) and "--co" not in pytest_args \
+        and "--collect-only" not in pytest_args
+
+
 def _names_worker_count(pytest_args: list) -> bool:
     return any(a in ("-n", "--numprocesses") or a.startswith(("-n", "--numprocesses=")) and a != "-no"
                for a in pytest_args) or "no:xdist" in pytest_args
@@ -155,7 +160,18 @@ def run(args: argparse.Namespace, pytest_args: list) -> int:
     stem = run_name(args.impl, args.device)
     report_dir = pathlib.Path(args.report_dir)
     started = time.time()
-    pytest_code = int(pytest.main(pytest_argv(args, pytest_args, report_dir, stem)))
+    argv = pytest_argv(args, pytest_args, report_dir, stem)
+    if _stops_at_first_failure(pytest_args) and not args.check:
+        # -x: a first pass of a few examples over every check, then the full pass. A fault that only
+        # a check late in the order sees stops the run in seconds, not after every earlier check's
+        # full count (their first examples are the full pass's first ones: same verdicts).
+        first = int(pytest.main(argv + ["--first-pass"]))
+        if first != pytest.ExitCode.OK:
+            return _FROM_PYTEST.get(first, EXIT_INTERNAL)
+        for path in report_paths(report_dir, stem)[:1] + [report_dir / f"{stem}.partial.xml"]:
+            if path.exists() and path.stat().st_mtime >= started - 1:
+                path.unlink()  # The first pass's report: the full pass writes the run's.
+    pytest_code = int(pytest.main(argv))
     code = _FROM_PYTEST.get(pytest_code, EXIT_INTERNAL)
     if pytest_code == pytest.ExitCode.NO_TESTS_COLLECTED:
         # pytest's junitxml writes a file even for no test (the plugin names it as a partial run's): no report.

@@ -42,6 +42,9 @@ TESTS = pathlib.Path(__file__).resolve().parent / "tests"
 PROFILES = ("dev", "ci", "thorough")
 # Examples a property at most on the multi-process devices (see pytest_configure).
 DISTRIBUTED_MAX_EXAMPLES = {"workers": 25, "ps": 10}
+# Examples a property in the first pass of a -x run (python -m conformance): the profile's first
+# examples (ci is derandomized: the same ones the full pass starts with), over every check.
+FIRST_PASS_EXAMPLES = 3
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
 # No deadlines anywhere: TensorFlow's first call traces. Runs are bounded by example counts.
@@ -148,6 +151,9 @@ def pytest_addoption(parser):
     group.addoption("--avoid", default="", metavar="SITUATIONS",
                     help="comma-separated situations to leave out of every check's cases, as if their owner "
                          "had deviated (reproduce commands use it; conformance/situations.py lists them)")
+    group.addoption("--first-pass", action="store_true",
+                    help=f"at most {FIRST_PASS_EXAMPLES} examples a property, the report marked partial (python -m "
+                         "conformance -x runs this pass over every check before the full one)")
     group.addoption("--no-shrink", action="store_true",
                     help="report the first failing example as found, without minimising it (fast rejection)")
     # Set by `python -m conformance`, which names the checks itself; without it the plugin is a
@@ -223,6 +229,8 @@ def pytest_configure(config):
     # also traces the step the coordinator ships to a worker), about 1 s an example on 2 cores.
     # Capped, so that a run takes minutes (README, "Running the suite").
     cap = DISTRIBUTED_MAX_EXAMPLES.get(parse_device(config.getoption("--device")).kind)
+    if config.getoption("--first-pass"):
+        cap = min(cap or FIRST_PASS_EXAMPLES, FIRST_PASS_EXAMPLES)
     if cap is not None and settings.default.max_examples > cap:
         settings.register_profile(f"{profile}-capped", parent=settings.get_profile(profile), max_examples=cap)
         settings.load_profile(f"{profile}-capped")
@@ -787,6 +795,8 @@ def _partial_reason(session) -> Optional[str]:
     """Why this run's report is not a full run's (a selection, or a run stopped early), or None."""
     config = session.config
     why = []
+    if config.getoption("--first-pass"):
+        why.append(f"first pass: at most {FIRST_PASS_EXAMPLES} examples a property")
     for option, flag in (("keyword", "-k"), ("markexpr", "-m")):
         if config.getoption(option):
             why.append(f"{flag} {config.getoption(option)!r}")

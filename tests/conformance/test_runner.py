@@ -152,6 +152,29 @@ def test_stopping_at_the_first_failure_is_marked_partial(tmp_path):
     assert not (tmp_path / "tests.conformance.canaries_DropsLastGroup-cpu.json").exists()
 
 
+def test_x_stops_in_a_first_pass_of_few_examples_over_every_check(tmp_path):
+    """-x: a first pass of FIRST_PASS_EXAMPLES examples over every check, so a fault that only a check
+    late in the order sees (a doubly listed variable accepted) stops the run without every earlier
+    check running its full count first."""
+    from conformance.plugin import FIRST_PASS_EXAMPLES
+
+    run = run_conformance("tests.conformance.canaries:AcceptsDoublyListed", ["-x"], tmp_path)
+    assert run.returncode == 1, run.describe()
+    report = run.report
+    assert report["partial_reason"].startswith("first pass"), report["partial_reason"]
+    assert [c["id"] for c in run.checks_with("failed")] == ["test_errors.py::test_doubly_listed_variable_is_refused"]
+    assert all((c["examples_run"] or 0) <= 5 for c in report["checks"]), [c["examples_run"] for c in report["checks"]]
+    assert max(c["examples_run"] or 0 for c in report["checks"]) >= FIRST_PASS_EXAMPLES
+
+
+def test_x_on_a_passing_implementation_runs_the_full_pass_after_the_first(tmp_path):
+    run = run_conformance("reference", ["-x", "-k", "test_sub_counters or test_empty_call"], tmp_path)
+    assert run.returncode == 0, run.describe()
+    assert not run.report["partial_reason"].startswith("first pass"), run.report["partial_reason"]
+    assert {c["examples_run"] for c in run.report["checks"]} == {50}, run.describe()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference-cpu.partial.json", "reference-cpu.partial.xml"]
+
+
 def test_the_projects_own_tests_write_no_report_into_reports_runs(tmp_path):
     """tests/conftest.py points $CONFORMANCE_REPORT_DIR away from reports/runs/, which is the
     default; a collect-only run writes no report at all (it used to leave an empty JUnit file)."""
