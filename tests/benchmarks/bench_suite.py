@@ -5,7 +5,9 @@
                      generated examples of each area, and examples per second.
     rejects[CANARY]  `python -m conformance --impl tests.conformance.canaries:CANARY
                      --profile ci -x`: the wall time until a faulty implementation is
-                     rejected, and the check and requirements that rejected it.
+                     rejected (-x runs a first pass of 3 examples a property over every check,
+                     then the full pass), the check that rejected it, the requirement its
+                     failure is charged to, and whether the first pass found it.
 
     isolation[DEVICE-MODE]  the ci profile against the reference on cpu and replicas:2, run
                      `in_process` (-p no:xdist: the checks in the runner's own process, as
@@ -82,7 +84,8 @@ def test_rejects(benchmark, tmp_path, canary):
     benchmark.extra_info.update(
         suite="rejects", impl=canary.__name__, device=device, command=run.command,
         wall_s=wall, breaks=canary.BREAKS, rejected_by=failed[0]["id"],
-        rejected_requirements=failed[0]["requirements"],
+        rejected_requirements=failed[0].get("charged") or failed[0]["requirements"],
+        first_pass=(run.report.get("partial_reason") or "").startswith("first pass"),
         checks_run=len(run.report["checks"]),
     )
 
