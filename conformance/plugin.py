@@ -123,6 +123,12 @@ class Implementation:
         for capability in capabilities:
             if capability in self.unsupported:
                 not_applicable(f"{self.name} cannot express {CAPABILITIES[capability]}: {self.unsupported[capability]}")
+        # What the device lacks, before any situation can block the check (tests/test_distribution.py
+        # says the same inside the checks, for a port's own pytest run of one check).
+        if "replicas" in capabilities and self.replicas < 2:
+            not_applicable(f"the run is on {self.device!r}, one replica; run with --device replicas:N or workers:N")
+        if "parameter_servers" in capabilities and parse_device(self.device).kind != "ps":
+            not_applicable(f"the run is on {self.device!r}, no parameter servers; run with --device ps:W")
 
     def tolerance(self, kind: str):
         return tolerances.tolerance(self.adapter.framework, kind, hardware=self.hardware)
