@@ -93,15 +93,28 @@ def test_rejects(benchmark, tmp_path, canary):
 ISOLATION_MODES = {"in_process": ["-p", "no:xdist"], "worker": [], "2_workers": ["-n", "2"]}
 
 
-@pytest.mark.parametrize("mode", list(ISOLATION_MODES))
-@pytest.mark.parametrize("device", ["cpu", "replicas:2"])
-def test_isolation(benchmark, tmp_path, device, mode):
-    run, wall = benchmark.pedantic(_run, args=("reference", device, tmp_path, *ISOLATION_MODES[mode]),
-                                   rounds=1, iterations=1)
+def _isolation_run(benchmark, tmp_path, device, mode, profile):
+    run, wall = benchmark.pedantic(_run, args=("reference", device, tmp_path, "--profile", profile,
+                                               *ISOLATION_MODES[mode]), rounds=1, iterations=1)
     report = run.report
     assert run.returncode == 0 and report, run.describe()
     benchmark.extra_info.update(
-        suite="isolation", impl="reference", device=device, mode=mode, command=run.command, wall_s=wall,
+        suite="isolation", impl="reference", device=device, mode=mode, profile=profile, command=run.command,
+        wall_s=wall, checks_s=sum(c["duration_s"] for c in report["checks"]),
+        longest_check_s=max(c["duration_s"] for c in report["checks"]),
         verdicts={c["id"]: c["status"] for c in report["checks"]},
         examples={c["id"]: c["examples_run"] for c in report["checks"]},
     )
+
+
+@pytest.mark.parametrize("mode", list(ISOLATION_MODES))
+@pytest.mark.parametrize("device", ["cpu", "replicas:2"])
+def test_isolation(benchmark, tmp_path, device, mode):
+    _isolation_run(benchmark, tmp_path, device, mode, "ci")
+
+
+# The thorough profile (500 examples a property) in one worker and in two: the speed-up of -n 2,
+# and from the per-check costs the projection for 16 cores (reports.benchmarks.isolation_cost).
+@pytest.mark.parametrize("mode", ["worker", "2_workers"])
+def test_thorough(benchmark, tmp_path, mode):
+    _isolation_run(benchmark, tmp_path, "cpu", mode, "thorough")

@@ -143,3 +143,18 @@ def test_isolation_rows_compare_each_mode_with_the_in_process_run_of_its_device(
     assert rows["cpu", "worker"]["same_verdicts"] is True and rows["cpu", "worker"]["target"] == 1.10
     assert rows["cpu", "2_workers"]["same_verdicts"] is False  # A changed verdict shows, whatever the speed.
     assert rows["replicas:2", "worker"]["ratio_to_in_process"] is None  # No in-process run to compare with.
+
+
+def test_projection_for_more_workers_shares_the_checks_but_not_the_start_up():
+    from reports.benchmarks import isolation_cost, projected_wall
+
+    one = {"wall_s": 100.0, "checks_s": 90.0, "longest_check_s": 4.0}
+    assert projected_wall(one, 16) == 10.0 + 90.0 / 16
+    assert projected_wall({**one, "longest_check_s": 30.0}, 16) == 40.0  # One check cannot be split.
+    assert projected_wall({"wall_s": 1.0}, 16) is None
+    runs = [dict(one, device="cpu", mode="worker", profile="thorough", command="w", verdicts={}, examples={}),
+            dict(one, device="cpu", mode="2_workers", profile="thorough", command="2", verdicts={}, examples={},
+                 wall_s=60.0)]
+    rows = {r["mode"]: r for r in isolation_cost(runs)}
+    assert rows["2_workers"]["ratio_to_in_process"] == 0.6 and rows["2_workers"]["base_mode"] == "worker"
+    assert rows["worker"]["projected_16_workers_s"] == 10.0 + 90.0 / 16 and rows["worker"]["ratio_to_in_process"] is None
