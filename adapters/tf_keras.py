@@ -276,6 +276,8 @@ class TfKerasInstance:
                 None if g is None else ((g.values, g.indices) if isinstance(g, Sparse) else g) for _, g in pairs
             ]
 
+        called = []  # Set once a replica has called the implementation.
+
         def replica_step(flat):
             pairs = []
             for i, value in zip(order, flat):
@@ -283,6 +285,7 @@ class TfKerasInstance:
                 if isinstance(value, tuple):
                     value = tf.IndexedSlices(value[0], value[1], dense_shape=tf.constant(var.shape, tf.int64))
                 pairs.append((value, var))
+            called.append(True)
             with protocol.implementation_call():
                 self._optimizer.apply_gradients(pairs)
 
@@ -297,7 +300,17 @@ class TfKerasInstance:
                     for v in replica_value(ctx)
                 ]
             )
-            strategy.run(replica_step, args=(values,))
+            try:
+                strategy.run(replica_step, args=(values,))
+            except (protocol.Unsupported, protocol.DeviceUnavailable, protocol.Refused):
+                raise
+            except Exception as exc:  # noqa: BLE001
+                # What the implementation raised in the cross-replica part of its step (a merge_call:
+                # the sub-optimizers' updates) reaches us from strategy.run, not from inside
+                # replica_step: still the implementation's refusal once it was called.
+                if called:
+                    raise protocol.Refused(exc) from exc
+                raise
 
     # -- reading and writing state
     def variables(self) -> list:

@@ -43,9 +43,11 @@ def applicability():
 def charged_to(requirement: str):
     """A failed assertion inside is charged to `requirement` (the report's `charged`), not to the
     check's first cited one; the innermost `charged_to` wins."""
+    import pytest
+
     try:
         yield
-    except AssertionError as exc:
+    except (Exception, pytest.fail.Exception) as exc:  # An assertion, pytest.raises' miss, an uncaught refusal.
         if getattr(exc, "conformance_requirement", None) is None:
             exc.conformance_requirement = requirement
         raise

@@ -543,6 +543,18 @@ def _end_in_process_run(config, record: dict) -> None:
 
 # Reasons of the generated examples the current check had to reject as inexpressible.
 _UNSUPPORTED_EXAMPLES: Counter = Counter()
+# Cited requirements the current check could not verify: requirement -> (blocked_by, reason).
+_UNVERIFIED: Dict[str, tuple] = {}
+
+
+def unverified(requirement: str, situation: str) -> None:
+    """The current check leaves `requirement` unchecked: its assertion needs `situation`, whose
+    owner deviates. If the check passes, the report counts it as blocked for that requirement."""
+    from conformance import situations as known
+
+    owner = known.get(situation)
+    _UNVERIFIED.setdefault(requirement, (owner.requirement, f"{requirement} left unchecked: it needs "
+                                         f"{owner.description}, and {owner.requirement} deviates"))
 
 
 def note_unsupported(reason: str) -> None:
@@ -556,19 +568,14 @@ def _describe(reasons: Counter) -> str:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     _UNSUPPORTED_EXAMPLES.clear()
-    from hypothesis.internal.conjecture import engine
-
-    # A listed expected failure needs no minimal example: it is known. Not shrinking it keeps an
-    # implementation with many recorded deviations (tfrs: 20) from spending minutes on each.
-    shrinks = engine.MAX_SHRINKS
-    if item.get_closest_marker("xfail") is not None:
-        engine.MAX_SHRINKS = 0
-    try:
-        outcome = yield
-    finally:
-        engine.MAX_SHRINKS = shrinks
+    _UNVERIFIED.clear()
+    # An expected failure shrinks like any failure: shrinking finds the distinct failures a check
+    # charges (hypothesis reports each), so skipping it would let an expectations file change verdicts.
+    outcome = yield
     reasons = Counter(_UNSUPPORTED_EXAMPLES)
     item.stash[_REJECTED] = reasons
+    item.stash[_UNVERIFIED_KEY] = [{"requirement": r, "blocked_by": b, "reason": why}
+                                   for r, (b, why) in sorted(_UNVERIFIED.items())]
     exc = outcome.excinfo
     if exc is not None and isinstance(exc[1], Unsupported):
         outcome.force_exception(pytest.skip.Exception(NOT_APPLICABLE_PREFIX + str(exc[1])))
@@ -579,6 +586,7 @@ def pytest_runtest_call(item):
 
 
 _REJECTED = pytest.StashKey[Counter]()
+_UNVERIFIED_KEY = pytest.StashKey[list]()
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -640,6 +648,8 @@ def pytest_runtest_makereport(item, call):
         rejected = item.stash.get(_REJECTED, None)
         if rejected:
             meta["rejected"] = _describe(rejected)
+        if item.stash.get(_UNVERIFIED_KEY, None):
+            meta["unverified"] = item.stash[_UNVERIFIED_KEY]
         if _IMPL in config.stash:
             config.stash[_IMPL_INFO] = _impl_info(config.stash[_IMPL])
     focus = item.stash.get(_FOCUS, None)
@@ -740,7 +750,7 @@ class _Verdicts:
             check = meta.get("id") or f"{pathlib.Path(report.nodeid.split('::')[0]).name}::{report.nodeid.split('::', 1)[-1]}"
             record = results[report.nodeid] = _new_record(check, meta.get("area"), meta.get("requirements", []))
         record["duration_s"] += report.duration
-        for key in ("avoided", "blocked_by", "charged"):
+        for key in ("avoided", "blocked_by", "charged", "unverified"):
             if meta.get(key):
                 record[key] = meta[key]
         if meta.get("unknown_owners"):
@@ -782,6 +792,10 @@ class _Verdicts:
         # pytest-xdist ends a -x run by interrupting it; the verdict is the failure (exit 1), not
         # an interruption (which `python -m conformance` reports as 130).
         if exitstatus == pytest.ExitCode.INTERRUPTED and any(r["status"] in schema.FAILING for r in results.values()):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        # An error of the adapter or the suite is never excused: pytest counts an exception under an
+        # expectations entry as an expected failure (exit 0), the report as an error (exit 1).
+        if exitstatus == pytest.ExitCode.OK and any(r["status"] == schema.ERROR for r in results.values()):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -37,9 +37,13 @@ A report is one run: one implementation on one device with one profile.
                                    # status is failed or expected_failure (absent or empty: the
                                    # check's first cited requirement, requirements[0])
       "blocked_by": ["ROUTE-7"],   # non-empty iff the status is blocked
-      "avoided": [{"situation": "absent groups", "requirement": "ROUTE-7"}]
+      "avoided": [{"situation": "absent_group", "requirement": "ROUTE-7", "reason": "..."}],
                                    # situations left out of its generated cases because their
                                    # owning requirement deviates (any status)
+      "unverified": [{"requirement": "ITER-4", "blocked_by": "ITER-1", "reason": "..."}]
+                                   # optional: cited requirements a passing check could not verify
+                                   # (the assertion needs a situation whose owner deviates); each
+                                   # counts as blocked for that requirement
     }
 
     REQUIREMENT = {
@@ -195,6 +199,9 @@ def verdict_of(requirement: str, citing: Iterable[Mapping]) -> dict:
     - untested: else (no citing check; only errors; only failures charged to other requirements).
     """
     checks = sorted(citing, key=lambda c: c["id"])
+    # A passing check that could not verify this requirement (its assertions need a situation whose
+    # owner deviates: `unverified`) counts as blocked for it.
+    checks = [_as_blocked(c, unverified) if (unverified := _unverified(c, requirement)) else c for c in checks]
     deviating = [c for c in checks if requirement in charged(c)]
     passing = [c for c in checks if c["status"] in COMPLYING]
     blocked = [c for c in checks if c["status"] == BLOCKED]
@@ -202,19 +209,17 @@ def verdict_of(requirement: str, citing: Iterable[Mapping]) -> dict:
     elsewhere = [c for c in checks if c["status"] in DEVIATING and requirement not in charged(c)]
     if deviating:
         return {"verdict": DEVIATES, "blocked_by": [], "reason": _deviation(deviating[0])}
-    if passing:
+    if passing and not errored:  # An errored check leaves its requirement unknown, whatever else passed.
         unexpected = sum(1 for c in passing if c["status"] == UNEXPECTED_PASS)
         parts = [_plural(len(passing), "check") + " passed"
                  + (f" ({unexpected} unexpectedly: a stale expectations entry)" if unexpected else "")]
         parts += _avoided(checks)
         if blocked:
             parts.append(f"{len(blocked)} blocked by {_join_ids(r for c in blocked for r in c.get('blocked_by') or ())}")
-        if errored:
-            parts.append(f"{len(errored)} errored: {errored[0]['id']}: {first_line(errored[0].get('message'))}".rstrip(": "))
         if elsewhere:
             parts.append(f"{len(elsewhere)} failed, charged to {_join_ids(r for c in elsewhere for r in charged(c))}")
         return {"verdict": COMPLIES, "blocked_by": [], "reason": "; ".join(parts)}
-    if blocked:
+    if blocked and not errored:
         blocked_by = sorted({r for c in blocked for r in c.get("blocked_by") or ()}, key=requirement_sort_key)
         first = blocked[0]
         reason = f"{first['id']} blocked by {_join_ids(first.get('blocked_by') or ()) or 'an unnamed requirement'}"
@@ -231,13 +236,29 @@ def verdict_of(requirement: str, citing: Iterable[Mapping]) -> dict:
     else:
         parts = []
         if errored:
-            parts.append(f"its checks errored: {errored[0]['id']}: {first_line(errored[0].get('message'))}".rstrip(": "))
+            parts.append(f"{_plural(len(errored), 'check')} errored (no verdict): {errored[0]['id']}: "
+                         f"{first_line(errored[0].get('message'))}".rstrip(": "))
+        if passing:
+            parts.append(f"{_plural(len(passing), 'check')} passed")
         if elsewhere:
             owners = _join_ids(r for c in elsewhere for r in charged(c))
             parts.append(f"its only failing check is charged to {owners}" if len(elsewhere) == 1
                          else f"its failing checks are charged to {owners}")
         reason = "; ".join(parts) or "no citing check reached a verdict"
     return {"verdict": UNTESTED, "blocked_by": [], "reason": reason}
+
+
+def _unverified(check: Mapping, requirement: str) -> list:
+    """The check's `unverified` entries for `requirement` (schema 2): left unchecked because a
+    situation it needs deviates; only a passing check's count."""
+    if check.get("status") not in COMPLYING:
+        return []
+    return [u for u in check.get("unverified") or () if u.get("requirement") == requirement]
+
+
+def _as_blocked(check: Mapping, unverified: list) -> dict:
+    return {**check, "status": BLOCKED, "blocked_by": sorted({u["blocked_by"] for u in unverified}),
+            "reason": "; ".join(u.get("reason") or "" for u in unverified)}
 
 
 def requirements_section(checks: Iterable[Mapping], spec: Mapping[str, Mapping]) -> dict:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from conformance import checks
 from conformance import strategies as cs
+from conformance.plugin import unverified
 from conformance.situations import STEP
 
 
@@ -37,7 +38,9 @@ def test_compiled_steps_count_once_and_match(impl, data):
     instance, oracle = checks.build(impl, case)
     for number, pairs in enumerate(case.steps, 1):
         checks.step_and_compare(impl, case, instance, oracle, pairs, number, compiled=True)
-        if impl.allows("composite_counter"):
+        if not impl.allows("composite_counter"):
+            unverified("ITER-1", "composite_counter")
+        else:
             with checks.charged_to("ITER-1"):
                 assert checks.composite_counter(instance) == number, (
                     f"composite counter {checks.composite_counter(instance)} after {number} compiled steps")

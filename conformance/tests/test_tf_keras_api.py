@@ -126,7 +126,7 @@ def test_step_errors_are_value_errors(impl, tf):
     stranger = tf.Variable(np.zeros(2, np.float32), name="stranger")
     with pytest.raises(ValueError, match="stranger"):
         native.apply_gradients([(tf.ones(2), stranger)])
-    with pytest.raises(ValueError):
+    with checks.charged_to("ATOM-2"), pytest.raises(ValueError):
         native.apply_gradients([(tf.ones(3), variables[0]), (tf.ones((3, 3)), variables[1])])
 
 

@@ -98,7 +98,21 @@ def test_not_applicable_only_when_every_citing_check_is():
 def test_only_errored_checks_leave_a_requirement_untested():
     out = section(check("t.py::a", "ROUTE-4", schema.ERROR, message="RuntimeError: adapter crashed\ntrace"))
     assert (out["ROUTE-4"]["verdict"], out["ROUTE-4"]["status"]) == ("untested", "error")
-    assert out["ROUTE-4"]["reason"] == "its checks errored: t.py::a: RuntimeError: adapter crashed"
+    assert out["ROUTE-4"]["reason"] == "1 check errored (no verdict): t.py::a: RuntimeError: adapter crashed"
+
+
+def test_an_errored_check_leaves_its_requirement_untested_even_beside_passes():
+    out = section(check("t.py::a", "ATOM-1", schema.ERROR, message="HarnessError: adapter"), check("t.py::b", "ATOM-1"))
+    assert out["ATOM-1"]["verdict"] == "untested"
+    assert out["ATOM-1"]["reason"] == "1 check errored (no verdict): t.py::a: HarnessError: adapter; 1 check passed"
+
+
+def test_a_pass_that_left_a_requirement_unverified_counts_as_blocked_for_it():
+    passed = check("t.py::a", ["ROUTE-9", "ITER-3"],
+                   unverified=[{"requirement": "ITER-3", "blocked_by": "ITER-1", "reason": "ITER-3 left unchecked"}])
+    out = section(passed)
+    assert out["ROUTE-9"]["verdict"] == "complies"
+    assert (out["ITER-3"]["verdict"], out["ITER-3"]["blocked_by"]) == ("blocked", ["ITER-1"])
 
 
 def test_deviates_outweighs_a_pass_and_names_the_first_charging_check():
