@@ -35,8 +35,9 @@ adapter's own conversions stay outside, so a bug in them is an error of the run.
 the whole traced call (tracing included) inside it.
 
 A step whose sparse gradient a sub-optimizer cannot apply even alone (the backend's `sparse_refusal`:
-on TensorFlow, a centered RMSprop given repeated row indices) is `Unsupported`: such an example says
-nothing about the composite, and the oracle (the sub-optimizer alone) would fail on it the same way.
+on TensorFlow, a centered RMSprop given repeated row indices; on JAX, any sub-optimizer with a clip
+setting) is `Unsupported`: such an example says nothing about the composite, and the oracle (the
+sub-optimizer alone) would fail on it the same way.
 
 Hooks beyond the public API: `MultiOptimizer._optimizer_map` (to find which rebuilt optimizer serves
 an entry after `from_config`, and which sub-optimizer a sparse gradient goes to).
@@ -521,6 +522,15 @@ class KerasTensorflowAdapter(_KerasAdapter):
 # --------------------------------------------------------------------------- JAX
 
 
+_JAX_SPARSE_CLIPPING = (
+    "Keras 3 on the JAX backend cannot clip a sparse (BCOO) gradient, so a sub-optimizer with a clip "
+    "setting cannot apply one, not even alone: clipvalue fails in ops.clip ('clip requires ndarray or "
+    "scalar arguments, got BCOO'), clipnorm in jax.experimental.sparse ('sparse rule for gt is not "
+    "implemented'), global_clipnorm in ops.stack ('stack requires ndarray or scalar arguments'). A step "
+    "that gives it such a gradient says nothing about the composite."
+)
+
+
 class KerasJaxAdapter(_KerasAdapter):
     """Bundled as "keras-jax": MultiOptimizer on Keras 3's JAX backend."""
 
@@ -546,6 +556,12 @@ class KerasJaxAdapter(_KerasAdapter):
             return bool(self._jax.devices("gpu"))
         except RuntimeError:
             return False
+
+    def sparse_refusal(self, optimizer, indices: np.ndarray):
+        clip = {k: getattr(optimizer, k, None) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
+        if any(v is not None for v in clip.values()):
+            return _JAX_SPARSE_CLIPPING
+        return None
 
     def sparse_gradient(self, grad: Sparse, var):
         # Keras 3's sparse gradients on JAX are BCOO arrays; row indices are the one sparse dimension.

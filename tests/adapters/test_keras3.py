@@ -31,6 +31,7 @@ def _probe(backend: str) -> dict:
     warnings.simplefilter("ignore")  # Keras warns on None gradients; the probe records behaviour, not warnings.
     from adapters import keras3
     from adapters.protocol import (
+        Clip,
         CompositeSpec,
         DeviceUnavailable,
         Group,
@@ -175,6 +176,13 @@ def _probe(backend: str) -> dict:
             except Unsupported as exc:
                 result = f"unsupported: {exc}"
             out["centered_rmsprop_sparse"][f"{name} {indices}"] = result
+    # On JAX, a sub-optimizer with a clip setting cannot clip a sparse gradient (BCOO), even alone.
+    clipped = SubOptimizer("sgd", 0.1, clip=Clip(clipnorm=0.5))
+    try:
+        adapter.standalone(clipped, rms_specs[:1]).step([(0, Sparse(np.array([1]), np.ones((1, 3), np.float32)))])
+        out["clipped_sparse"] = "applied"
+    except Unsupported as exc:
+        out["clipped_sparse"] = f"unsupported: {exc}"
 
     # Keras 3 behaviours the adapter maps as documented (see adapters/keras3.py).
     unlisted = adapter.composite(
@@ -283,6 +291,14 @@ def test_centered_rmsprop_with_repeated_sparse_indices(backend):
             assert repeated.startswith("unsupported: Keras 3's torch backend has no sparse tensors")
         else:  # JAX sums repeated rows before the update: nothing to refuse.
             assert repeated == unique == "applied"
+
+
+@_backends
+def test_sparse_gradient_for_a_clipping_sub_optimizer(backend):
+    clipped = _observed(backend)["clipped_sparse"]
+    expected = {"tensorflow": "applied", "jax": "unsupported: Keras 3 on the JAX backend cannot clip a sparse",
+                "torch": "unsupported: Keras 3's torch backend has no sparse tensors"}[backend]
+    assert clipped.startswith(expected)
 
 
 @_backends
