@@ -223,20 +223,3 @@ def test_state_holds_an_unused_composite_learning_rate():
     )
     assert composite.variables[1].path.endswith("learning_rate")
     assert float(values(composite.variables[1:2])[0]) == 0.0
-
-
-@pytest.mark.requirement("WEIGHT-3")
-def test_set_weights_fails_when_an_entry_has_no_variables():
-    """SPEC WEIGHT-3: "`set_weights(get_weights())` moves the full state into a composite of the same
-    structure". A sub-optimizer with no variables (here the default optimizer, every variable being keyed)
-    is never built, yet MultiOptimizer.set_weights calls its set_weights (it holds iteration and
-    learning_rate from __init__), which raises "...an optimizer that has not yet been built": the
-    composite cannot take even its own state back."""
-    a = variable("a", [1.0, 2.0])
-    optimizer_map = keras.optimizers.OptimizerMap(default_optimizer=keras.optimizers.SGD(0.1))
-    optimizer_map[a.path] = keras.optimizers.Adam(0.1)
-    composite = keras.optimizers.MultiOptimizer(optimizer_map)
-    composite.build([a])
-    composite.apply([tensor([1.0, 1.0])], [a])
-    with pytest.raises(ValueError, match="has not yet been built"):
-        composite.set_weights(values(composite.variables))
