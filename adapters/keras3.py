@@ -34,8 +34,13 @@ Every call into Keras (building, apply, reading and writing state, config, weigh
 adapter's own conversions stay outside, so a bug in them is an error of the run. Compiled steps run
 the whole traced call (tracing included) inside it.
 
+A step whose sparse gradient a sub-optimizer cannot apply even alone (the backend's `sparse_refusal`:
+on TensorFlow, a centered RMSprop given repeated row indices; on JAX, any sub-optimizer with a clip
+setting) is `Unsupported`: such an example says nothing about the composite, and the oracle (the
+sub-optimizer alone) would fail on it the same way.
+
 Hooks beyond the public API: `MultiOptimizer._optimizer_map` (to find which rebuilt optimizer serves
-an entry after `from_config`).
+an entry after `from_config`, and which sub-optimizer a sparse gradient goes to).
 """
 
 from __future__ import annotations
@@ -146,12 +151,32 @@ class KerasInstance:
             return self._adapter.sparse_gradient(grad, var)
         return keras.ops.convert_to_tensor(np.asarray(grad, np.float32), dtype=var.dtype)
 
+    def _optimizer_of(self, var):
+        """The Keras optimizer that applies `var`'s gradient: the composite's, through its map, or this one."""
+        if isinstance(self._optimizer, self._keras.optimizers.MultiOptimizer):
+            return self._optimizer._optimizer_map(var)
+        return self._optimizer
+
+    def _refuse_inexpressible_sparse(self, per_replica) -> None:
+        """Unsupported for a step whose sparse gradients a sub-optimizer cannot apply even alone (the
+        backend's `sparse_refusal`); the replicas' indices count together, as the all-reduce joins them."""
+        indices = {}
+        for pairs in per_replica:
+            for i, g in pairs:
+                if isinstance(g, Sparse):
+                    indices.setdefault(i, []).append(np.asarray(g.indices).reshape(-1))
+        for i, parts in indices.items():
+            reason = self._adapter.sparse_refusal(self._optimizer_of(self._variables[i]), np.concatenate(parts))
+            if reason:
+                raise Unsupported(reason)
+
     def step(self, pairs, *, compiled: bool = False) -> None:
         pairs = list(pairs)
         adapter = self._adapter
         if adapter.replicas > 1:
             zeros = [(i, _zeros_like(g)) for i, g in pairs]
             return self.step_replicas([pairs] + [zeros] * (adapter.replicas - 1))
+        self._refuse_inexpressible_sparse([pairs])
         with adapter.scope():
             grads = [self._gradient(g, self._variables[i]) for i, g in pairs]
             variables = [self._variables[i] for i, _ in pairs]
@@ -169,6 +194,7 @@ class KerasInstance:
                 self._compiled[key](grads)
 
     def step_replicas(self, per_replica) -> None:
+        self._refuse_inexpressible_sparse(per_replica)
         with protocol.implementation_call():  # Unsupported (no replicas) passes through unchanged.
             self._adapter.step_replicas(self._optimizer, self._variables, per_replica)
 
@@ -299,6 +325,11 @@ class _KerasAdapter:
     def sparse_gradient(self, grad: Sparse, var):
         raise Unsupported(self.unsupported().get("sparse_gradient", "sparse gradients"))
 
+    def sparse_refusal(self, optimizer, indices: np.ndarray):
+        """Why `optimizer` (one Keras sub-optimizer) cannot apply a sparse gradient with these row
+        `indices` even alone, or None when it can."""
+        return None
+
     def compile_step(self, optimizer, all_variables, step_variables):
         raise Unsupported(self.unsupported().get("compiled_step", "compiled steps"))
 
@@ -378,6 +409,18 @@ class _KerasAdapter:
 # --------------------------------------------------------------------------- TensorFlow
 
 
+_CENTERED_RMSPROP_REPEATED_INDICES = (
+    "Keras 3's RMSprop(centered=True) on the TensorFlow backend cannot apply a sparse gradient whose row "
+    "indices repeat, not even alone: its sparse update squares each slice before repeated rows are summed, "
+    "so the centered denominator (velocity - average_grad**2 + epsilon) can turn negative and its square "
+    "root NaN, and keras.ops.divide of a tf.IndexedSlices with repeated indices by a divisor holding a NaN "
+    "then fails (InvalidArgumentError from GatherV2 in "
+    "keras/src/backend/tensorflow/sparse.py:indexed_slices_union_indices_and_values). A step that gives it "
+    "such a gradient says nothing about the composite (on replicas the replicas' indices count "
+    "together: the all-reduce concatenates them)."
+)
+
+
 class KerasTensorflowAdapter(_KerasAdapter):
     """Bundled as "keras": MultiOptimizer on Keras 3's TensorFlow backend."""
 
@@ -430,6 +473,12 @@ class KerasTensorflowAdapter(_KerasAdapter):
             dense_shape=tf.constant(var.shape, dtype=tf.int64),
         )
 
+    def sparse_refusal(self, optimizer, indices: np.ndarray):
+        rmsprop = self.keras.optimizers.RMSprop
+        if isinstance(optimizer, rmsprop) and optimizer.centered and len(np.unique(indices)) < len(indices):
+            return _CENTERED_RMSPROP_REPEATED_INDICES
+        return None
+
     def compile_step(self, optimizer, all_variables, step_variables):
         def compiled_step(grads):
             optimizer.apply(grads, step_variables)
@@ -473,6 +522,15 @@ class KerasTensorflowAdapter(_KerasAdapter):
 # --------------------------------------------------------------------------- JAX
 
 
+_JAX_SPARSE_CLIPPING = (
+    "Keras 3 on the JAX backend cannot clip a sparse (BCOO) gradient, so a sub-optimizer with a clip "
+    "setting cannot apply one, not even alone: clipvalue fails in ops.clip ('clip requires ndarray or "
+    "scalar arguments, got BCOO'), clipnorm in jax.experimental.sparse ('sparse rule for gt is not "
+    "implemented'), global_clipnorm in ops.stack ('stack requires ndarray or scalar arguments'). A step "
+    "that gives it such a gradient says nothing about the composite."
+)
+
+
 class KerasJaxAdapter(_KerasAdapter):
     """Bundled as "keras-jax": MultiOptimizer on Keras 3's JAX backend."""
 
@@ -498,6 +556,12 @@ class KerasJaxAdapter(_KerasAdapter):
             return bool(self._jax.devices("gpu"))
         except RuntimeError:
             return False
+
+    def sparse_refusal(self, optimizer, indices: np.ndarray):
+        clip = {k: getattr(optimizer, k, None) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
+        if any(v is not None for v in clip.values()):
+            return _JAX_SPARSE_CLIPPING
+        return None
 
     def sparse_gradient(self, grad: Sparse, var):
         # Keras 3's sparse gradients on JAX are BCOO arrays; row indices are the one sparse dimension.

@@ -31,6 +31,7 @@ def _probe(backend: str) -> dict:
     warnings.simplefilter("ignore")  # Keras warns on None gradients; the probe records behaviour, not warnings.
     from adapters import keras3
     from adapters.protocol import (
+        Clip,
         CompositeSpec,
         DeviceUnavailable,
         Group,
@@ -156,6 +157,33 @@ def _probe(backend: str) -> dict:
     except Unsupported as exc:
         out["sparse_diff"] = f"unsupported: {exc}"
 
+    # A sparse gradient that a sub-optimizer cannot apply even alone is the adapter's limit, not a verdict:
+    # on TensorFlow, a centered RMSprop given repeated row indices (its square root goes NaN, then
+    # keras.ops.divide fails). Unique indices are applied.
+    rms = SubOptimizer("rmsprop", 0.1, {"rho": 0.5, "centered": True})
+    rms_specs = [VariableSpec("r", np.ones((2, 3), np.float32)), VariableSpec("s", np.ones(3, np.float32))]
+    rms_spec = CompositeSpec((Group(rms, (0,)), Group(SubOptimizer("sgd", 0.1), (1,))))
+    out["centered_rmsprop_sparse"] = {}
+    for indices in ([0, 1, 0, 0], [1, 0]):
+        grad = Sparse(np.array(indices), np.ones((len(indices), 3), np.float32))
+        for name in ("composite", "alone"):
+            try:
+                if name == "composite":
+                    adapter.composite(rms_spec, rms_specs).step([(0, grad), (1, np.ones(3, np.float32))])
+                else:
+                    adapter.standalone(rms, rms_specs[:1]).step([(0, grad)])
+                result = "applied"
+            except Unsupported as exc:
+                result = f"unsupported: {exc}"
+            out["centered_rmsprop_sparse"][f"{name} {indices}"] = result
+    # On JAX, a sub-optimizer with a clip setting cannot clip a sparse gradient (BCOO), even alone.
+    clipped = SubOptimizer("sgd", 0.1, clip=Clip(clipnorm=0.5))
+    try:
+        adapter.standalone(clipped, rms_specs[:1]).step([(0, Sparse(np.array([1]), np.ones((1, 3), np.float32)))])
+        out["clipped_sparse"] = "applied"
+    except Unsupported as exc:
+        out["clipped_sparse"] = f"unsupported: {exc}"
+
     # Keras 3 behaviours the adapter maps as documented (see adapters/keras3.py).
     unlisted = adapter.composite(
         CompositeSpec((Group(SubOptimizer("sgd", 1.0), (0,)), Group(SubOptimizer("sgd", 0.5), (1,)))),
@@ -248,6 +276,29 @@ def test_sparse_gradients(backend):
         assert "sparse_gradient" in _observed(backend)["unsupported"]
     else:
         assert sparse <= 1e-6
+
+
+@_backends
+def test_centered_rmsprop_with_repeated_sparse_indices(backend):
+    observed = _observed(backend)["centered_rmsprop_sparse"]
+    for name in ("composite", "alone"):
+        repeated, unique = observed[f"{name} [0, 1, 0, 0]"], observed[f"{name} [1, 0]"]
+        if backend == "tensorflow":
+            assert repeated.startswith("unsupported: Keras 3's RMSprop(centered=True) on the TensorFlow backend")
+            assert unique == "applied"
+        elif backend == "torch":
+            assert repeated == unique
+            assert repeated.startswith("unsupported: Keras 3's torch backend has no sparse tensors")
+        else:  # JAX sums repeated rows before the update: nothing to refuse.
+            assert repeated == unique == "applied"
+
+
+@_backends
+def test_sparse_gradient_for_a_clipping_sub_optimizer(backend):
+    clipped = _observed(backend)["clipped_sparse"]
+    expected = {"tensorflow": "applied", "jax": "unsupported: Keras 3 on the JAX backend cannot clip a sparse",
+                "torch": "unsupported: Keras 3's torch backend has no sparse tensors"}[backend]
+    assert clipped.startswith(expected)
 
 
 @_backends
