@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from adapters.protocol import VariableSpec
@@ -73,6 +73,8 @@ def test_set_state_refuses_a_mismatch_and_writes_nothing(impl, data, fault):
     case = data.draw(cs.cases(impl.caps), label="case")
     instance = checks.run_steps(impl, case)
     state = checks.all_state(instance)
+    # A state with no value (a port whose sub-optimizers hold nothing yet) has none to leave out or misshape.
+    assume(state or fault == "one value extra")
     # Values that differ from the current ones, so a partial write would show.
     bad = [np.asarray(v) + np.ones_like(v) for v in state]
     mentions = []
