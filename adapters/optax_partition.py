@@ -16,11 +16,14 @@ How the protocol maps onto optax, and why (the report's not-applicable reasons
 come from `OptaxAdapter.unsupported`):
 
 - A JAX gradient is a dense array in a pytree with one leaf per parameter: there is
-  no `None` gradient and no IndexedSlices. A variable the step does not mention gets
-  a zero gradient, which is what an optax user passes for a group that has no
-  gradient this step. So every entry's `update` runs on every step: its counters
-  advance and momentum keeps moving its parameters. That is optax's behaviour, and
-  the suite reports it against ROUTE-7 / ITER-3 / ROUTE-9.
+  no `None` gradient, no IndexedSlices, and no way to leave a parameter out of a step
+  (`update` needs the parameters' tree structure; `jax.grad` gives a parameter the loss
+  did not use a zero, which optax, like every optimizer, applies as a gradient). So
+  "absent_variables" is unsupported, and a step that leaves out a variable raises
+  `Unsupported`, whether an entry lists it or not (jax.grad gives an unlisted parameter a
+  gradient too, which optax then refuses at `init`: see the next point).
+- An entry whose group is empty is expressible (a label no parameter has), and optax
+  still runs its `update` on every step: its `count` advances (SPEC ROUTE-7 / ITER-3).
 - Labels are one per parameter, so a variable listed by two entries cannot be
   expressed (`Unsupported`). A variable listed by none gets a label that has no
   transformation: optax then refuses to initialise the state (`ValueError`), on the
@@ -249,8 +252,10 @@ class OptaxInstance:
                 )
             seen[i] = position
             grads[i] = jax.device_put(np.asarray(g), self._device)
-        # An absent variable gets a zero gradient, as an optax user passes for a group without one.
-        return [jnp.zeros_like(p) if g is None else g for p, g in zip(self._params, grads)]
+        absent = [i for i, g in enumerate(grads) if g is None]
+        if absent:
+            raise Unsupported(f"variables {absent} are absent from the step: {OptaxAdapter.ABSENT_REASON}")
+        return grads
 
     def _init_state(self):
         # Committed to the device like the parameters, so jit sees the same placement every step.
@@ -389,6 +394,12 @@ class OptaxAdapter:
         "appears or changes entry is a new pytree, which needs a new init: there are no var-list "
         "callables to call again"
     )
+    ABSENT_REASON = (
+        "a JAX gradient is a pytree with an array for every parameter (optax's update needs the "
+        "parameters' tree structure), so no step can leave a parameter out; jax.grad gives a parameter "
+        "the loss did not use a zero, which optax applies like any gradient (count advances, momentum "
+        "moves), as tf_keras and every optimizer do with a zero gradient: \"no gradient\" has no optax form"
+    )
     REPLICAS_REASON = (
         "optax transformations do not aggregate across replicas: the caller sums gradients "
         "(jax.lax.psum under pmap/shard_map) before calling update, so the composite takes no part "
@@ -408,6 +419,7 @@ class OptaxAdapter:
     def unsupported(self):
         return {
             "none_gradient": "a JAX gradient pytree holds an array for every parameter: there is no None gradient",
+            "absent_variables": self.ABSENT_REASON,
             "sparse_gradient": (
                 "JAX has no IndexedSlices: jax.grad of a gather is a dense array, and optax transforms "
                 "take dense arrays only"
