@@ -44,8 +44,10 @@ The oracle, `standalone()`, is one plain `torch.optim` optimizer, its clip setti
 `torch.nn.utils` in tf_keras order (per-tensor `clipnorm` included) and its schedule as above.
 
 Counters: torch keeps a "step" per parameter (SGD none at all), advanced only when that parameter
-has a gradient; `sub_iterations()` reports the largest in each group. torchrec has no composite
-counter: `iterations()` is `Unsupported`.
+has a gradient, and no count of an optimizer's own steps. `sub_iterations()` reports a group's
+per-parameter count while it is the group's count (every variable of the group got a gradient
+whenever the group stepped, and the counts agree); otherwise it is `Unsupported`. torchrec has no
+composite counter: `iterations()` is `Unsupported`.
 
 Install (CPU): torchrec's wheel requires `fbgemm-gpu`, the ~500 MB CUDA build; the CPU build is the
 separate `fbgemm-gpu-cpu` distribution, so torchrec itself goes in with `--no-deps`:
@@ -198,12 +200,24 @@ def _sgd_cannot_mix(sub: SubOptimizer, state: dict, sparse: bool) -> bool:
     return bool(h["nesterov"]) and sparse and not buffer.is_sparse
 
 
-def _step_counter(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], kind: str) -> int:
-    """A torch optimizer's step count for `params`: the largest per-parameter "step" (torch keeps no other)."""
+def _step_counter(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], kind: str, partial: bool) -> int:
+    """A torch optimizer's step count for `params`, where torch has one.
+
+    torch.optim keeps no count of the optimizer's own steps: each parameter has its own "step", advanced
+    only on steps where that parameter has a gradient. It is the group's count only while every parameter
+    of the group got a gradient in every step the group took part in (`partial` says one did not) and
+    the parameters agree; otherwise there is no count of the sub-optimizer's steps to read: `Unsupported`."""
     if kind == "sgd":
         raise Unsupported("torch.optim.SGD keeps no step count (its only state is momentum_buffer)")
-    steps = [int(optimizer.state[p]["step"]) for p in params if "step" in optimizer.state.get(p, {})]
-    return max(steps, default=0)
+    steps = {int(optimizer.state[p]["step"]) if "step" in optimizer.state.get(p, {}) else 0 for p in params}
+    if partial or len(steps) > 1:
+        raise Unsupported(
+            f"torch.optim.{_TORCH_CLASSES[kind].__name__} keeps a step count per parameter, advanced only when that "
+            "parameter has a gradient, and none of its own: in a group whose parameters did not all get a gradient "
+            f"whenever the group stepped (per-parameter counts {sorted(steps)}), no count of the sub-optimizer's "
+            "steps exists"
+        )
+    return steps.pop() if steps else 0
 
 
 def _has_all_state(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], sub: SubOptimizer) -> bool:
@@ -220,6 +234,8 @@ class _Base:
         self._params = params
         self._schedulers = schedulers  # One per entry (None without a schedule).
         self._groups = groups  # Each entry's variable indices.
+        # Whether a step gave some, not all, of an entry's variables a gradient (see _step_counter).
+        self._partial = [False] * len(groups)
 
     def _assign_gradients(self, pairs) -> None:
         """Set `.grad` for each pair; on any error clear them all again, so nothing has changed."""
@@ -263,6 +279,9 @@ class _Base:
     def _step(self, pairs, run: Callable[[], None]) -> None:
         # Which entries take part: a gradient for at least one of their variables.
         applied = [any(g is not None and i in set(group) for i, g in pairs) for group in self._groups]
+        given = {i for i, g in pairs if g is not None}
+        for k, (group, took_part) in enumerate(zip(self._groups, applied)):
+            self._partial[k] = self._partial[k] or (took_part and not set(group) <= given)
         self._assign_gradients(pairs)
         try:
             with protocol.implementation_call():
@@ -333,8 +352,8 @@ class TorchrecInstance(_Base):
 
     def sub_iterations(self) -> list:
         return [
-            _step_counter(opt, [self._params[i] for i in group], g.optimizer.kind)
-            for opt, group, g in zip(self._torch_optimizers, self._groups, self._spec.groups)
+            _step_counter(opt, [self._params[i] for i in group], g.optimizer.kind, partial)
+            for opt, group, g, partial in zip(self._torch_optimizers, self._groups, self._spec.groups, self._partial)
         ]
 
     def materialize(self) -> None:
@@ -444,7 +463,7 @@ class TorchStandaloneInstance(_Base):
         self._step(pairs, self._clip_and_step)
 
     def sub_iterations(self) -> list:
-        return [_step_counter(self._optimizer, self._params, self._sub.kind)]
+        return [_step_counter(self._optimizer, self._params, self._sub.kind, self._partial[0])]
 
     def iterations(self) -> int:
         return self.sub_iterations()[0]
