@@ -19,9 +19,9 @@ come from `OptaxAdapter.unsupported`):
   no `None` gradient, no IndexedSlices, and no way to leave a parameter out of a step
   (`update` needs the parameters' tree structure; `jax.grad` gives a parameter the loss
   did not use a zero, which optax, like every optimizer, applies as a gradient). So
-  "absent_variables" is unsupported, and a step that leaves out a variable raises
-  `Unsupported`, whether an entry lists it or not (jax.grad gives an unlisted parameter a
-  gradient too, which optax then refuses at `init`: see the next point).
+  "absent_variables" is unsupported, and a step that leaves out a variable some entry
+  lists raises `Unsupported`. A variable no entry lists reaches no entry: it gets the zero
+  `jax.grad` gives it (optax refuses such a parameter at `init` anyway, see below).
 - An entry whose group is empty is expressible (a label no parameter has), and optax
   still runs its `update` on every step: its `count` advances (SPEC ROUTE-7 / ITER-3).
 - Labels are one per parameter, so a variable listed by two entries cannot be
@@ -176,7 +176,8 @@ def entry_labels(count: int) -> list:
 
 
 def make_composite_transform(spec: CompositeSpec, num_variables: int):
-    """`optax.partition` for `spec` (chained after the composite's clipping), and the entry labels."""
+    """`optax.partition` for `spec` (chained after the composite's clipping), the entry labels, and
+    each parameter's label."""
     labels = entry_labels(len(spec.groups))
     param_labels = [_UNLISTED] * num_variables
     owner = {}
@@ -192,7 +193,7 @@ def make_composite_transform(spec: CompositeSpec, num_variables: int):
     transforms = {label: make_sub_transform(g.optimizer) for label, g in zip(labels, spec.groups)}
     tx = optax.partition(transforms, param_labels)
     clips = clip_transforms(spec.clip)
-    return (optax.chain(*clips, tx) if clips else tx), labels
+    return (optax.chain(*clips, tx) if clips else tx), labels, param_labels
 
 
 # --------------------------------------------------------------------------- reading state
@@ -227,11 +228,13 @@ class OptaxInstance:
     the old ones only when it returns. A step that raises therefore changes nothing.
     """
 
-    def __init__(self, device, tx, params: list, labels: Optional[list], kinds: list):
+    def __init__(self, device, tx, params: list, labels: Optional[list], kinds: list,
+                 param_labels: Optional[list] = None):
         self._device = device
         self._tx = tx
         self._params = params
         self._labels = labels  # Entry labels in entry order; None for a standalone sub-transform.
+        self._param_labels = param_labels  # Each parameter's label; None for a standalone sub-transform.
         self._kinds = kinds
         self._state = None  # Created by materialize() or the first step, as optax.init would be.
         self._compiled_step = None
@@ -252,10 +255,16 @@ class OptaxInstance:
                 )
             seen[i] = position
             grads[i] = jax.device_put(np.asarray(g), self._device)
-        absent = [i for i, g in enumerate(grads) if g is None]
+        absent = [i for i, g in enumerate(grads) if g is None and self._listed(i)]
         if absent:
             raise Unsupported(f"variables {absent} are absent from the step: {OptaxAdapter.ABSENT_REASON}")
-        return grads
+        # A variable no entry lists gets the zero jax.grad gives a parameter the loss does not use: no
+        # entry would apply it (optax refuses the parameter at init, whatever its gradient).
+        return [jnp.zeros_like(p) if g is None else g for p, g in zip(self._params, grads)]
+
+    def _listed(self, i: int) -> bool:
+        """Whether an entry lists variable i (every variable of a standalone sub-transform is listed)."""
+        return self._param_labels is None or self._param_labels[i] != _UNLISTED
 
     def _init_state(self):
         # Committed to the device like the parameters, so jit sees the same placement every step.
@@ -452,9 +461,9 @@ class OptaxAdapter:
 
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> OptaxInstance:
         with protocol.implementation_call():
-            tx, labels = make_composite_transform(spec, len(variables))
+            tx, labels, param_labels = make_composite_transform(spec, len(variables))
         kinds = [g.optimizer.kind for g in spec.groups]
-        return OptaxInstance(self._device, tx, self._params(variables), labels, kinds)
+        return OptaxInstance(self._device, tx, self._params(variables), labels, kinds, param_labels)
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> OptaxInstance:
         with protocol.implementation_call():
