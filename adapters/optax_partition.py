@@ -16,11 +16,14 @@ How the protocol maps onto optax, and why (the report's not-applicable reasons
 come from `OptaxAdapter.unsupported`):
 
 - A JAX gradient is a dense array in a pytree with one leaf per parameter: there is
-  no `None` gradient and no IndexedSlices. A variable the step does not mention gets
-  a zero gradient, which is what an optax user passes for a group that has no
-  gradient this step. So every entry's `update` runs on every step: its counters
-  advance and momentum keeps moving its parameters. That is optax's behaviour, and
-  the suite reports it against ROUTE-7 / ITER-3 / ROUTE-9.
+  no `None` gradient, no IndexedSlices, and no way to leave a parameter out of a step
+  (`update` needs the parameters' tree structure; `jax.grad` gives a parameter the loss
+  did not use a zero, which optax, like every optimizer, applies as a gradient). So
+  "absent_variables" is unsupported, and a step that leaves out a variable some entry
+  lists raises `Unsupported`. A variable no entry lists reaches no entry: it gets the zero
+  `jax.grad` gives it (optax refuses such a parameter at `init` anyway, see below).
+- An entry whose group is empty is expressible (a label no parameter has), and optax
+  still runs its `update` on every step: its `count` advances (SPEC ROUTE-7 / ITER-3).
 - Labels are one per parameter, so a variable listed by two entries cannot be
   expressed (`Unsupported`). A variable listed by none gets a label that has no
   transformation: optax then refuses to initialise the state (`ValueError`), on the
@@ -173,7 +176,8 @@ def entry_labels(count: int) -> list:
 
 
 def make_composite_transform(spec: CompositeSpec, num_variables: int):
-    """`optax.partition` for `spec` (chained after the composite's clipping), and the entry labels."""
+    """`optax.partition` for `spec` (chained after the composite's clipping), the entry labels, and
+    each parameter's label."""
     labels = entry_labels(len(spec.groups))
     param_labels = [_UNLISTED] * num_variables
     owner = {}
@@ -189,7 +193,7 @@ def make_composite_transform(spec: CompositeSpec, num_variables: int):
     transforms = {label: make_sub_transform(g.optimizer) for label, g in zip(labels, spec.groups)}
     tx = optax.partition(transforms, param_labels)
     clips = clip_transforms(spec.clip)
-    return (optax.chain(*clips, tx) if clips else tx), labels
+    return (optax.chain(*clips, tx) if clips else tx), labels, param_labels
 
 
 # --------------------------------------------------------------------------- reading state
@@ -224,11 +228,13 @@ class OptaxInstance:
     the old ones only when it returns. A step that raises therefore changes nothing.
     """
 
-    def __init__(self, device, tx, params: list, labels: Optional[list], kinds: list):
+    def __init__(self, device, tx, params: list, labels: Optional[list], kinds: list,
+                 param_labels: Optional[list] = None):
         self._device = device
         self._tx = tx
         self._params = params
         self._labels = labels  # Entry labels in entry order; None for a standalone sub-transform.
+        self._param_labels = param_labels  # Each parameter's label; None for a standalone sub-transform.
         self._kinds = kinds
         self._state = None  # Created by materialize() or the first step, as optax.init would be.
         self._compiled_step = None
@@ -249,8 +255,16 @@ class OptaxInstance:
                 )
             seen[i] = position
             grads[i] = jax.device_put(np.asarray(g), self._device)
-        # An absent variable gets a zero gradient, as an optax user passes for a group without one.
+        absent = [i for i, g in enumerate(grads) if g is None and self._listed(i)]
+        if absent:
+            raise Unsupported(f"variables {absent} are absent from the step: {OptaxAdapter.ABSENT_REASON}")
+        # A variable no entry lists gets the zero jax.grad gives a parameter the loss does not use: no
+        # entry would apply it (optax refuses the parameter at init, whatever its gradient).
         return [jnp.zeros_like(p) if g is None else g for p, g in zip(self._params, grads)]
+
+    def _listed(self, i: int) -> bool:
+        """Whether an entry lists variable i (every variable of a standalone sub-transform is listed)."""
+        return self._param_labels is None or self._param_labels[i] != _UNLISTED
 
     def _init_state(self):
         # Committed to the device like the parameters, so jit sees the same placement every step.
@@ -389,6 +403,12 @@ class OptaxAdapter:
         "appears or changes entry is a new pytree, which needs a new init: there are no var-list "
         "callables to call again"
     )
+    ABSENT_REASON = (
+        "a JAX gradient is a pytree with an array for every parameter (optax's update needs the "
+        "parameters' tree structure), so no step can leave a parameter out; jax.grad gives a parameter "
+        "the loss did not use a zero, which optax applies like any gradient (count advances, momentum "
+        "moves), as tf_keras and every optimizer do with a zero gradient: \"no gradient\" has no optax form"
+    )
     REPLICAS_REASON = (
         "optax transformations do not aggregate across replicas: the caller sums gradients "
         "(jax.lax.psum under pmap/shard_map) before calling update, so the composite takes no part "
@@ -408,6 +428,7 @@ class OptaxAdapter:
     def unsupported(self):
         return {
             "none_gradient": "a JAX gradient pytree holds an array for every parameter: there is no None gradient",
+            "absent_variables": self.ABSENT_REASON,
             "sparse_gradient": (
                 "JAX has no IndexedSlices: jax.grad of a gather is a dense array, and optax transforms "
                 "take dense arrays only"
@@ -440,9 +461,9 @@ class OptaxAdapter:
 
     def composite(self, spec: CompositeSpec, variables: Sequence[VariableSpec]) -> OptaxInstance:
         with protocol.implementation_call():
-            tx, labels = make_composite_transform(spec, len(variables))
+            tx, labels, param_labels = make_composite_transform(spec, len(variables))
         kinds = [g.optimizer.kind for g in spec.groups]
-        return OptaxInstance(self._device, tx, self._params(variables), labels, kinds)
+        return OptaxInstance(self._device, tx, self._params(variables), labels, kinds, param_labels)
 
     def standalone(self, optimizer: SubOptimizer, variables: Sequence[VariableSpec]) -> OptaxInstance:
         with protocol.implementation_call():

@@ -23,7 +23,13 @@ schedulers to the caller; torchrec's own `WarmupOptimizer` would count every `st
 
 A step sets `param.grad` for each given pair (None and absent both leave it None, which torch
 optimizers skip), calls the composite's `step()`, then clears every gradient. What torchrec then does
--- or fails to do -- is what the suite sees: nothing here validates on its behalf.
+-- or fails to do -- is what the suite sees: nothing here validates on its behalf. (Setting `.grad` is
+torch's own call: its refusal of a gradient whose shape is not the parameter's is torch's refusal.)
+
+Sparse gradients are `Unsupported` where torch.optim itself cannot take them, alone as in the composite:
+for optimizers other than SGD and Adagrad, under clipping, and for SGD with momentum on a parameter
+whose momentum buffer has the other layout (a dense gradient after sparse ones; with nesterov, either
+way round), where torch raises `add(sparse, dense) is not supported`.
 
 Every call into torch/torchrec (building the wrappers, `step()`, `state_dict`/`load_state_dict`,
 `init_state`) runs inside `protocol.implementation_call()`: what they raise reaches the suite as
@@ -38,8 +44,10 @@ The oracle, `standalone()`, is one plain `torch.optim` optimizer, its clip setti
 `torch.nn.utils` in tf_keras order (per-tensor `clipnorm` included) and its schedule as above.
 
 Counters: torch keeps a "step" per parameter (SGD none at all), advanced only when that parameter
-has a gradient; `sub_iterations()` reports the largest in each group. torchrec has no composite
-counter: `iterations()` is `Unsupported`.
+has a gradient, and no count of an optimizer's own steps. `sub_iterations()` reports a group's
+per-parameter count while it is the group's count (every variable of the group got a gradient
+whenever the group stepped, and the counts agree); otherwise it is `Unsupported`. torchrec has no
+composite counter: `iterations()` is `Unsupported`.
 
 Install (CPU): torchrec's wheel requires `fbgemm-gpu`, the ~500 MB CUDA build; the CPU build is the
 separate `fbgemm-gpu-cpu` distribution, so torchrec itself goes in with `--no-deps`:
@@ -83,6 +91,13 @@ _NO_SPARSE_CLIPPING = (
     "torch.nn.utils.clip_grad_norm_ and clip_grad_value_ (which torchrec's GradientClippingOptimizer "
     "calls) are not implemented for sparse COO gradients (NotImplementedError: aten::linalg_vector_norm / "
     "aten::clamp_min_ have no SparseCPU kernel)"
+)
+_NO_SGD_MOMENTUM_MIXING = (
+    "torch.optim.SGD with momentum cannot mix sparse and dense gradients on one parameter: its momentum "
+    "buffer takes the layout of the parameter's first gradient, and a dense gradient onto a sparse buffer "
+    "(or, with nesterov, a sparse gradient plus a dense buffer) raises RuntimeError 'add(sparse, dense) is "
+    "not supported' (torch.optim.SGD alone does the same: this is torch's sub-optimizer, not the composite; "
+    "a torch model gives a parameter sparse gradients always, e.g. nn.Embedding(sparse=True), or never)"
 )
 _NO_CLIPNORM = (
     "torchrec's GradientClippingOptimizer clips by value or by the norm of all its parameters' gradients "
@@ -153,23 +168,56 @@ def _has_clipping(clip: Clip) -> bool:
 
 
 def _to_torch(grad, param: torch.Tensor) -> Optional[torch.Tensor]:
-    """A fresh torch gradient (clipping scales gradients in place, so never share numpy memory)."""
+    """A fresh torch gradient (clipping scales gradients in place, so never share numpy memory).
+
+    A sparse gradient gets the variable's row count and its values' own row shape: whether that fits
+    the variable is for torch's `.grad` setter to say, as it does for a dense gradient."""
     if grad is None:
         return None
     if isinstance(grad, Sparse):
         indices = torch.tensor(np.asarray(grad.indices, np.int64).reshape(1, -1), device=param.device)
         values = torch.tensor(np.asarray(grad.values, np.float32), device=param.device)
+        rows = param.shape[0] if param.dim() else 0
         # Uncoalesced: repeated indices stay separate entries and add up when applied.
-        return torch.sparse_coo_tensor(indices, values, tuple(param.shape), check_invariants=True)
+        return torch.sparse_coo_tensor(indices, values, (rows, *values.shape[1:]), check_invariants=True)
     return torch.tensor(np.asarray(grad, np.float32), device=param.device)
 
 
-def _step_counter(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], kind: str) -> int:
-    """A torch optimizer's step count for `params`: the largest per-parameter "step" (torch keeps no other)."""
+def _sgd_cannot_mix(sub: SubOptimizer, state: dict, sparse: bool) -> bool:
+    """Whether torch.optim.SGD's step raises for this gradient layout, given the parameter's state: with
+    momentum, `buf.mul_(m).add_(grad)` fails on a sparse buffer and a dense gradient; with nesterov,
+    `grad.add(buf)` also fails on a sparse gradient and a dense buffer (`add(sparse, dense)`)."""
+    if sub.kind != "sgd":
+        return False
+    h = protocol.hyperparameters(sub)
+    if not h["momentum"]:
+        return False
+    buffer = state.get("momentum_buffer")
+    if buffer is None:
+        return False  # The first gradient sets the buffer's layout.
+    if buffer.is_sparse and not sparse:
+        return True
+    return bool(h["nesterov"]) and sparse and not buffer.is_sparse
+
+
+def _step_counter(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], kind: str, partial: bool) -> int:
+    """A torch optimizer's step count for `params`, where torch has one.
+
+    torch.optim keeps no count of the optimizer's own steps: each parameter has its own "step", advanced
+    only on steps where that parameter has a gradient. It is the group's count only while every parameter
+    of the group got a gradient in every step the group took part in (`partial` says one did not) and
+    the parameters agree; otherwise there is no count of the sub-optimizer's steps to read: `Unsupported`."""
     if kind == "sgd":
         raise Unsupported("torch.optim.SGD keeps no step count (its only state is momentum_buffer)")
-    steps = [int(optimizer.state[p]["step"]) for p in params if "step" in optimizer.state.get(p, {})]
-    return max(steps, default=0)
+    steps = {int(optimizer.state[p]["step"]) if "step" in optimizer.state.get(p, {}) else 0 for p in params}
+    if partial or len(steps) > 1:
+        raise Unsupported(
+            f"torch.optim.{_TORCH_CLASSES[kind].__name__} keeps a step count per parameter, advanced only when that "
+            "parameter has a gradient, and none of its own: in a group whose parameters did not all get a gradient "
+            f"whenever the group stepped (per-parameter counts {sorted(steps)}), no count of the sub-optimizer's "
+            "steps exists"
+        )
+    return steps.pop() if steps else 0
 
 
 def _has_all_state(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], sub: SubOptimizer) -> bool:
@@ -186,6 +234,8 @@ class _Base:
         self._params = params
         self._schedulers = schedulers  # One per entry (None without a schedule).
         self._groups = groups  # Each entry's variable indices.
+        # Whether a step gave some, not all, of an entry's variables a gradient (see _step_counter).
+        self._partial = [False] * len(groups)
 
     def _assign_gradients(self, pairs) -> None:
         """Set `.grad` for each pair; on any error clear them all again, so nothing has changed."""
@@ -197,8 +247,11 @@ class _Base:
                 raise Unsupported(f"torch holds one .grad per parameter: a step cannot give variable {i} two gradients")
             seen.add(i)
         try:
-            for i, g in pairs:
-                self._params[i].grad = _to_torch(g, self._params[i])
+            grads = [(i, _to_torch(g, self._params[i])) for i, g in pairs]
+            # torch's `.grad` setter refuses a gradient whose shape is not the parameter's: its refusal.
+            with protocol.implementation_call():
+                for i, g in grads:
+                    self._params[i].grad = g
         except BaseException:
             self._clear_gradients()
             raise
@@ -207,22 +260,28 @@ class _Base:
         for p in self._params:
             p.grad = None
 
-    def _check_sparse(self, pairs, kind_of: Callable[[int], list], clipped: Callable[[int], bool]) -> None:
+    def _check_sparse(self, pairs, entries_of: Callable[[int], list], clipped: Callable[[int], bool]) -> None:
+        """Unsupported for what torch.optim cannot do with a sparse gradient; `entries_of(i)` is each
+        (description, torch optimizer) that steps variable i."""
         for i, g in pairs:
-            if not isinstance(g, Sparse):
-                continue
-            for kind in kind_of(i):
-                if kind not in SPARSE_KINDS:
+            sparse = isinstance(g, Sparse)
+            for sub, optimizer in entries_of(i):
+                if sparse and sub.kind not in SPARSE_KINDS:
                     raise Unsupported(
-                        f"torch.optim.{_TORCH_CLASSES[kind].__name__} does not support sparse gradients "
+                        f"torch.optim.{_TORCH_CLASSES[sub.kind].__name__} does not support sparse gradients "
                         f"(it raises RuntimeError); only {', '.join(_TORCH_CLASSES[k].__name__ for k in SPARSE_KINDS)} do"
                     )
-            if clipped(i):
+                if g is not None and _sgd_cannot_mix(sub, optimizer.state.get(self._params[i], {}), sparse):
+                    raise Unsupported(_NO_SGD_MOMENTUM_MIXING)
+            if sparse and clipped(i):
                 raise Unsupported(_NO_SPARSE_CLIPPING)
 
     def _step(self, pairs, run: Callable[[], None]) -> None:
         # Which entries take part: a gradient for at least one of their variables.
         applied = [any(g is not None and i in set(group) for i, g in pairs) for group in self._groups]
+        given = {i for i, g in pairs if g is not None}
+        for k, (group, took_part) in enumerate(zip(self._groups, applied)):
+            self._partial[k] = self._partial[k] or (took_part and not set(group) <= given)
         self._assign_gradients(pairs)
         try:
             with protocol.implementation_call():
@@ -280,7 +339,7 @@ class TorchrecInstance(_Base):
         spec = self._spec
         self._check_sparse(
             pairs,
-            lambda i: [g.optimizer.kind for g in spec.groups if i in g.variables],
+            lambda i: [(g.optimizer, opt) for g, opt in zip(spec.groups, self._torch_optimizers) if i in g.variables],
             lambda i: _has_clipping(spec.clip) or any(_has_clipping(g.optimizer.clip) for g in spec.groups if i in g.variables),
         )
         self._step(pairs, self._native.step)
@@ -293,8 +352,8 @@ class TorchrecInstance(_Base):
 
     def sub_iterations(self) -> list:
         return [
-            _step_counter(opt, [self._params[i] for i in group], g.optimizer.kind)
-            for opt, group, g in zip(self._torch_optimizers, self._groups, self._spec.groups)
+            _step_counter(opt, [self._params[i] for i in group], g.optimizer.kind, partial)
+            for opt, group, g, partial in zip(self._torch_optimizers, self._groups, self._spec.groups, self._partial)
         ]
 
     def materialize(self) -> None:
@@ -400,11 +459,11 @@ class TorchStandaloneInstance(_Base):
         if compiled:
             raise Unsupported(_NO_COMPILE)
         pairs = list(pairs)
-        self._check_sparse(pairs, lambda i: [self._sub.kind], lambda i: _has_clipping(self._sub.clip))
+        self._check_sparse(pairs, lambda i: [(self._sub, self._optimizer)], lambda i: _has_clipping(self._sub.clip))
         self._step(pairs, self._clip_and_step)
 
     def sub_iterations(self) -> list:
-        return [_step_counter(self._optimizer, self._params, self._sub.kind)]
+        return [_step_counter(self._optimizer, self._params, self._sub.kind, self._partial[0])]
 
     def iterations(self) -> int:
         return self.sub_iterations()[0]

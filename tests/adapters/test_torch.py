@@ -129,7 +129,9 @@ def test_none_and_absent_gradients_leave_the_group_untouched(adapter):
     assert not np.array_equal(after[0], variables[0].value)
     # Only variable 0 has state: Adam's step, exp_avg, exp_avg_sq, max_exp_avg_sq.
     assert [s.shape for s in composite.state()] == [(), (4, 3), (4, 3), (4, 3)]
-    with pytest.raises(Unsupported, match="SGD keeps no step count"):
+    # Adam's group stepped with variable 2 absent: torch counted variable 0's step only, and keeps no
+    # count of the optimizer's own steps.
+    with pytest.raises(Unsupported, match=r"per parameter.*counts \[0, 1\]"):
         composite.sub_iterations()
 
 
@@ -143,6 +145,12 @@ def test_sub_iterations_count_per_group(adapter):
     assert composite.sub_iterations() == [4, 3]
     with pytest.raises(Unsupported, match="no step counter"):
         composite.iterations()
+    composite.step([(0, np.ones((4, 3), F32))])  # Group 0 steps without variable 2.
+    with pytest.raises(Unsupported, match="keeps a step count per parameter"):
+        composite.sub_iterations()
+    sgd = adapter.composite(CompositeSpec((Group(NESTEROV, (0, 1, 2)),)), variables)
+    with pytest.raises(Unsupported, match="SGD keeps no step count"):
+        sgd.sub_iterations()
 
 
 def test_all_none_step_is_silently_ignored_by_torchrec(adapter):
