@@ -66,6 +66,9 @@ def test_numpy_toy_port_runs_through_the_protocol_alone(tmp_path):
         "test_distribution.py::test_replicas_clip_the_summed_gradients",
         "test_distribution.py::test_partitioned_variables_train_like_unpartitioned_ones",
         "test_distribution.py::test_asynchronous_steps_count_once_each",
+        # The toy offers SGD only: the one-kind checks of the other kinds.
+        *(f"test_routing.py::test_one_kind_steps_like_itself_alone[{kind}]"
+          for kind in ("adam", "adagrad", "rmsprop", "adamax", "nadam", "ftrl")),
     }
     for check in not_applicable:  # Each with the adapter's own reason.
         assert check["reason"] and "toy" in check["reason"], check

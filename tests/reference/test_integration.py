@@ -238,3 +238,52 @@ def test_tfrs_fit_under_mixed_float16_fails(mixed_float16_policy):
     model.compile(optimizer=composite, loss="mse")
     with pytest.raises(ValueError, match="branch outputs of cond must match"):
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+@requirement("INTEG-4")
+def test_operations_interleave(tmp_path):
+    """INTEG-4: steps, a refused call, the state moved into a twin, a config round trip and a
+    checkpoint round trip, one after another: the counter counts the successful steps and the
+    variables equal each sub-optimizer alone, stepped on the same gradients."""
+    steps = [[(0, A), (1, B)], [(1, -B)], [(0, 0.5 * A)], [(0, -A), (1, 2 * B)]]
+    alone = Rig(GROUPS).oracle()
+    rig = Rig(GROUPS)
+    composite, variables = rig.composite, rig.variables
+
+    def step(number):
+        composite.apply_gradients([(tf.constant(g), variables[k]) for k, g in steps[number]])
+        alone.apply(steps[number])
+
+    def check(successful):
+        assert int(composite.iterations.numpy()) == successful
+        for k, (mine, theirs) in enumerate(zip(variables, alone.variables)):
+            assert_close(mine.numpy(), theirs.numpy(), err_msg=f"variable {k} after {successful} steps")
+
+    step(0)
+    with pytest.raises(ValueError):  # All None: refused, nothing changes (ROUTE-3, ATOM-1).
+        composite.apply_gradients([(None, v) for v in variables])
+    check(1)
+    # The state moves into a twin of the same structure (WEIGHT-3), which trains on.
+    twin = CompositeOptimizer([(momentum(0.1, 0.9)(), named("group0", variables[:1])),
+                               (adam(0.05)(), named("group1", variables[1:]))])
+    twin.apply_gradients([(tf.zeros_like(v), v) for v in variables])  # Creates its weights...
+    twin.set_weights(composite.get_weights())  # ...which the original's then overwrite, counter included.
+    composite = twin
+    step(1)
+    check(2)
+    # A config round trip (CONF-4) carries the state over the same way.
+    rebuilt = CompositeOptimizer.from_config(composite.get_config(), custom_objects={
+        "group0": named("group0", variables[:1]), "group1": named("group1", variables[1:])})
+    rebuilt.apply_gradients([(tf.zeros_like(v), v) for v in variables])
+    rebuilt.set_weights(composite.get_weights())
+    composite = rebuilt
+    step(2)
+    check(3)
+    # A checkpoint round trip (CKPT-1) into a fresh composite.
+    path = tf.train.Checkpoint(optimizer=composite, variables=variables).save(str(tmp_path / "ckpt"))
+    restored = CompositeOptimizer([(momentum(0.1, 0.9)(), named("group0", variables[:1])),
+                                   (adam(0.05)(), named("group1", variables[1:]))])
+    tf.train.Checkpoint(optimizer=restored, variables=variables).restore(path)
+    composite = restored
+    step(3)
+    check(4)
