@@ -5,6 +5,7 @@ what SPEC says: it fails the day optax stops deviating, and the expectations ent
 go. Run by `nox -s "conformance(impl='optax')"` before the suite.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -80,3 +81,18 @@ def test_wrong_shaped_gradient_is_broadcast_into_the_parameter():
     assert params[0].shape == (2,)
     np.testing.assert_allclose(np.asarray(params[0]), [0.9, 0.9], rtol=1e-6)
     assert state.inner_states["a"].inner_state[0].trace[0].shape == (2,)  # The momentum too.
+
+
+@pytest.mark.requirement("WEIGHT-1")
+def test_state_has_no_composite_counter():
+    """SPEC WEIGHT-1: the state is "`[composite iterations] + optimizers[0].weights + ...`". optax.partition's
+    state is only its entries' states (PartitionState.inner_states): nothing counts the composite's steps."""
+    params = {"a": jnp.ones(2), "b": jnp.ones(2)}
+    tx = optax.partition({"x": optax.adam(0.1), "y": optax.adam(0.1)}, {"a": "x", "b": "y"})
+    state = tx.init(params)
+    _, state = tx.update({"a": jnp.ones(2), "b": jnp.ones(2)}, state, params)
+    assert isinstance(state, optax.transforms.PartitionState)
+    assert state._fields == ("inner_states",)
+    inner = [leaf for label in ("x", "y") for leaf in jax.tree_util.tree_leaves(state.inner_states[label])]
+    whole = jax.tree_util.tree_leaves(state)
+    assert len(whole) == len(inner) and all(w is i for w, i in zip(whole, inner))
