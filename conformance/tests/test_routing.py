@@ -96,16 +96,26 @@ def test_absent_group_is_not_stepped(impl, data):
     entry's group is empty (never a gradient), and where the port can leave variables out of a step,
     another group gets gradients in the first step only."""
     case = data.draw(cs.cases(impl.caps, min_groups=1, max_groups=3, min_steps=2), label="case")
-    empty = data.draw(cs.sub_optimizers(impl.caps), label="sub-optimizer of the empty group")
-    case = dataclasses.replace(case, spec=dataclasses.replace(case.spec, groups=case.spec.groups + (Group(empty, ()),)))
+    # An entry whose group is empty: always where the port cannot leave variables out of a step,
+    # else half the time (some ports cannot build an entry over no variables: not applicable then).
+    groups = case.spec.groups
+    if not impl.caps.absent_variables or data.draw(st.booleans(), label="with an entry whose group is empty"):
+        groups += (Group(data.draw(cs.sub_optimizers(impl.caps), label="sub-optimizer of the empty group"), ()),)
+    empty = len(groups) - 1 if len(groups) > len(case.spec.groups) else None
     owner = case.owner()
     absent = None
     if impl.caps.absent_variables and len(set(owner.values())) > 1:
         absent = data.draw(st.sampled_from(sorted(set(owner.values()))), label="group absent after step 1")
         steps = [case.steps[0]] + [tuple((i, g) for i, g in pairs if owner[i] != absent) for pairs in case.steps[1:]]
         case = dataclasses.replace(case, steps=tuple(pairs for pairs in steps if any(g is not None for _, g in pairs)))
+    # A sub-optimizer that clips is the one most likely to trip over a step without gradients
+    # (clipping an empty list): half the time the groups without gradients clip.
+    if impl.caps.sub_clipping and data.draw(st.booleans(), label="the groups without gradients clip"):
+        groups = tuple(Group(dataclasses.replace(g.optimizer, clip=data.draw(cs.some_clip_settings())), g.variables)
+                       if k in (absent, empty) else g for k, g in enumerate(groups))
+    case = dataclasses.replace(case, spec=dataclasses.replace(case.spec, groups=groups))
     instance, oracle = checks.run_case(impl, case)
-    expected = {len(case.spec.groups) - 1: 0}
+    expected = {} if empty is None else {empty: 0}
     if absent is not None:
         expected[absent] = sum(1 for pairs in case.steps[:1] if any(owner[i] == absent and g is not None for i, g in pairs))
     got = checks.sub_counters(instance)

@@ -192,3 +192,18 @@ def test_checkpoint_of_a_partly_stepped_optimizer_is_refused():
     fresh.init_state()
     with pytest.raises(ValueError, match="Different parameter count: 2 vs 1"):
         fresh.load_state_dict(checkpoint)
+
+
+@pytest.mark.requirement("WEIGHT-1")
+def test_state_has_no_composite_counter():
+    """SPEC WEIGHT-1: the state is "`[composite iterations] + optimizers[0].weights + ...`". CombinedOptimizer
+    keeps no counter of its own: its state_dict holds only each entry's per-parameter torch state."""
+    a, b = parameter([1.0, 2.0]), parameter([3.0, 4.0])
+    adam = lambda ps: torch.optim.Adam(ps, lr=0.1)  # noqa: E731
+    combined = CombinedOptimizer([("group_0", entry({"a": a}, adam)), ("group_1", entry({"b": b}, adam))])
+    a.grad, b.grad = torch.ones(2), torch.ones(2)
+    combined.step()
+    combined.step()
+    state = combined.state_dict()["state"]
+    assert sorted(state) == ["group_0.a", "group_1.b"]
+    assert all(sorted(s) == ["exp_avg", "exp_avg_sq", "step"] for s in state.values())
