@@ -1,7 +1,7 @@
 """Checkpoints (SPEC CKPT-1): save, restore, and training resumes identically."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance import checks
@@ -12,6 +12,7 @@ from conformance.situations import STEP
 @pytest.mark.requirement("CKPT-1")
 @pytest.mark.needs("checkpoint")
 @pytest.mark.owns("checkpoint_round_trip")
+@settings(max_examples=max(5, settings.default.max_examples // 2))  # A save and a restore each: the slowest per example.
 @pytest.mark.uses(*STEP)
 @given(data=st.data())
 def test_restored_checkpoint_resumes_identically(impl, data, tmp_path_factory):

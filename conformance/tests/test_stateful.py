@@ -161,4 +161,4 @@ def test_interleaved_operations_keep_the_invariants(impl):
     from hypothesis import settings
 
     CompositeMachine.impl = impl
-    run_state_machine_as_test(CompositeMachine, settings=settings(settings.default, stateful_step_count=8))
+    run_state_machine_as_test(CompositeMachine, settings=settings(settings.default, stateful_step_count=6))
