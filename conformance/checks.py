@@ -53,6 +53,16 @@ def charged_to(requirement: str):
         raise
 
 
+def examples_share(divisor: int) -> int:
+    """`max_examples` for a check whose examples cost more (or prove more) each: 1/divisor of the
+    profile's count, at least 5, and never more than the profile's count itself (a -x first pass
+    runs 3 examples a property, every check included)."""
+    from hypothesis import settings
+
+    count = settings.default.max_examples
+    return min(count, max(5, count // divisor))
+
+
 def tf_keras_port(impl) -> bool:
     """Whether the implementation is a tf_keras drop-in, whose exception types and messages SPEC names."""
     return "tf_keras_api" not in impl.unsupported

@@ -423,6 +423,17 @@ def _declaration(item) -> Optional[situations.Declaration]:
     return situations.Declaration.of(item) if _is_check(item) else None
 
 
+# The devices of several replicas or processes, and the capabilities only they give.
+MULTI_DEVICE_KINDS = ("replicas", "workers", "ps")
+DEVICE_CAPABILITIES = ("replicas", "parameter_servers")
+
+
+def _needs_the_device(item) -> bool:
+    """Whether a check exists for a device of several replicas or processes (DIST-*)."""
+    return _is_check(item) and any(capability in DEVICE_CAPABILITIES for marker in item.iter_markers("needs")
+                                   for capability in marker.args)
+
+
 # After pytest's own -k/-m deselection: the order and the owners are those of the checks that run.
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
@@ -432,6 +443,11 @@ def pytest_collection_modifyitems(config, items):
         items[:] = situations.run_order(items, _declaration)
     except ValueError as exc:
         raise pytest.UsageError(f"conformance suite bug: {exc}") from None
+    if config.getoption("--first-pass") and parse_device(config.getoption("--device")).kind in MULTI_DEVICE_KINDS:
+        # A -x first pass on several replicas or processes: the checks that exist for the device
+        # first (each example there costs about a second, so the ~25 checks before them would
+        # spend a minute). Their owners have not run: the first pass waits for none (_focus).
+        items.sort(key=lambda item: not _needs_the_device(item))
     owners: Dict[str, list] = {}
     for item in items:
         declaration = _declaration(item)
@@ -483,7 +499,10 @@ def _focus(item, impl: Implementation) -> None:
     needed = declaration.needed()
     owners = {name: [n for n in config.stash.get(_OWNERS, {}).get(name, ()) if n != item.nodeid] for name in needed}
     waiting = sorted({n for nodeids in owners.values() for n in nodeids})
-    outcomes, missing = config.stash[_OUTCOMES].wait(waiting, OWNER_WAIT_S)
+    # A first pass waits for no owner: its order may put a check first (device checks), and its
+    # report is partial anyway; the full pass waits, and its verdicts are the run's.
+    wait_s = 0.0 if config.getoption("--first-pass") else OWNER_WAIT_S
+    outcomes, missing = config.stash[_OUTCOMES].wait(waiting, wait_s)
     found = situations.deviations(needed, owners, outcomes)
     forced = [name for name in _avoid_option(config) if name in needed and name not in {d.situation for d in found}]
     found += [situations.Deviation(name, situations.get(name).requirement, "--avoid", "failed") for name in forced]

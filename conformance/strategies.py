@@ -199,8 +199,13 @@ def clip_settings(allowed: bool = True) -> st.SearchStrategy:
 
 
 def some_clip_settings() -> st.SearchStrategy:
-    """Allowed clip settings with at least one set."""
-    return clip_settings().filter(lambda clip: clip != Clip())
+    """Allowed clip settings with at least one set. The first branch, hypothesis' simplest and so
+    its first examples, sets a norm and clipvalue both: CLIP-1's order of the stages shows only
+    where two of them act, and a -x first pass runs 3 examples."""
+    norm = st.one_of(st.builds(lambda c: {"global_clipnorm": c}, _clip_value),  # The one that spans groups.
+                     st.builds(lambda c: {"clipnorm": c}, _clip_value))
+    two_stages = st.builds(lambda n, v: Clip(**n, clipvalue=v), norm, _clip_value)
+    return st.one_of(two_stages, clip_settings().filter(lambda clip: clip != Clip()))
 
 
 def invalid_clip_settings() -> st.SearchStrategy:

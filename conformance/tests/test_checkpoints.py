@@ -12,7 +12,7 @@ from conformance.situations import STEP
 @pytest.mark.requirement("CKPT-1")
 @pytest.mark.needs("checkpoint")
 @pytest.mark.owns("checkpoint_round_trip")
-@settings(max_examples=max(5, settings.default.max_examples // 2))  # A save and a restore each: the slowest per example.
+@settings(max_examples=checks.examples_share(2))  # A save and a restore each: the slowest per example.
 @pytest.mark.uses(*STEP)
 @given(data=st.data())
 def test_restored_checkpoint_resumes_identically(impl, data, tmp_path_factory):

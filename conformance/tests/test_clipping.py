@@ -61,7 +61,7 @@ def test_one_entry_global_clipnorm_equals_the_sub_optimizer_alone(impl, data, c)
 @pytest.mark.requirement("CLIP-3")
 @pytest.mark.needs("sub_clipping")
 @pytest.mark.owns("sub_clipping")
-@settings(max_examples=max(5, settings.default.max_examples // 2))  # Every entry clips: half the count suffices.
+@settings(max_examples=checks.examples_share(2))  # Every entry clips: half the count suffices.
 @given(data=st.data())
 def test_sub_optimizers_clip_their_own_group(impl, data):
     """CLIP-3: every entry's sub-optimizer has its own clip settings, which apply inside its group

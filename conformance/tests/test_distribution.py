@@ -88,8 +88,10 @@ def test_partitioned_variables_train_like_unpartitioned_ones(impl, data):
     """DIST-2: groups listing a partitioned variable or its shards, gradients naming its shards or the
     whole variable, composite clipping included: every step equals the unpartitioned oracle's."""
     _on_parameter_servers(impl)
-    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3, clip=cs.clip_settings(impl.caps.composite_clipping))
-                     .filter(_partitionable),
+    # Clipped first (hypothesis' simplest branch): a norm over shards is where sharding shows most.
+    clip = st.one_of(cs.some_clip_settings(), cs.clip_settings(False)) if impl.caps.composite_clipping \
+        else cs.clip_settings(False)
+    case = data.draw(cs.cases(impl.caps, max_groups=3, max_steps=3, clip=clip).filter(_partitionable),
                      label="case")
     sharding = data.draw(st.builds(Sharding, st.sampled_from(["variable", "shards"]),
                                    st.sampled_from(["shards", "variable"])), label="sharding")

@@ -32,7 +32,7 @@ def test_counter_advances_once_per_step(impl, data):
 @pytest.mark.needs("compiled_step")
 @pytest.mark.uses(*STEP, "sub_counters", "composite_counter")
 @pytest.mark.relies_on("steps")
-@settings(max_examples=max(5, settings.default.max_examples // 5))  # Each example traces its step anew.
+@settings(max_examples=checks.examples_share(5))  # Each example traces its step anew.
 @given(data=st.data())
 def test_compiled_steps_count_once_and_match(impl, data):
     """ROUTE-9 and ITER-1 inside the framework's compiler (tf.function, jax.jit): same values, same counts."""

@@ -16,7 +16,7 @@ from conformance.situations import STEP
 # A tenth of the profile's examples each: one kind, dense gradients for every variable, nothing else.
 @pytest.mark.requirement("ROUTE-9")
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.owns(f"kind:{k}")) for k in OPTIMIZER_KINDS])
-@settings(max_examples=max(5, settings.default.max_examples // 10))
+@settings(max_examples=checks.examples_share(10))
 @given(data=st.data())
 def test_one_kind_steps_like_itself_alone(impl, data, kind):
     """ROUTE-9 for one optimizer kind: composites whose entries all run `kind`, every variable given
@@ -55,7 +55,7 @@ def test_same_named_variables_route_by_identity(impl, data):
 @pytest.mark.needs("changing_groups")
 @pytest.mark.uses(*STEP, "sub_counters")
 @pytest.mark.relies_on("steps")
-@settings(max_examples=max(5, settings.default.max_examples // 2))
+@settings(max_examples=checks.examples_share(2))
 @given(data=st.data())
 def test_var_lists_are_read_every_step(impl, data):
     """ROUTE-1: each step calls the var-list callables afresh: a variable listed later (a layer built

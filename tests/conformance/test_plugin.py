@@ -57,3 +57,34 @@ def test_owners_of_a_situation_run_before_the_checks_that_need_it():
             late = [c for c in owners if position[c] > position[check]]
             assert not late, f"{check} needs {needed!r}, whose owners {late} run after it"
     assert all(declarations[c].owns for c in ids[:7]), f"the focused kind checks do not come first: {ids[:7]}"
+
+
+@pytest.mark.parametrize("device", ["replicas:2", "ps:2"])
+def test_a_first_pass_on_several_devices_runs_the_device_checks_first(device):
+    """-x's first pass on replicas, workers or parameter servers starts with the checks that exist
+    for the device (DIST-*): there each example costs about a second, and a fault only the device
+    shows would otherwise wait for every other check's first examples."""
+    import importlib
+    import pathlib
+    import subprocess
+    import sys
+    import warnings
+
+    with warnings.catch_warnings():  # The suite's markers are registered by its plugin, not loaded here.
+        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+        test_distribution = importlib.import_module("conformance.tests.test_distribution")
+
+    def collected(*extra):
+        done = subprocess.run([sys.executable, "-m", "conformance", "--collect-only", "-q", "-p", "no:cacheprovider",
+                               "--device", device, *extra], capture_output=True, text=True, timeout=300,
+                              cwd=pathlib.Path(conformance_tests.__file__).parents[1])
+        return [line for line in done.stdout.splitlines() if "::" in line]
+
+    device_checks = {name for name in dir(test_distribution) if name.startswith("test_")
+                     and any(m.name == "needs" and {"replicas", "parameter_servers"} & set(m.args)
+                             for m in getattr(getattr(test_distribution, name), "pytestmark", []))}
+    first_pass, full_pass = collected("--first-pass"), collected()
+    assert len(device_checks) >= 3 and sorted(first_pass) == sorted(full_pass)
+    head = first_pass[:len(device_checks)]
+    assert {line.rsplit("::", 1)[1] for line in head} == device_checks, head
+    assert full_pass[:len(device_checks)] != head, "the full pass keeps the owners-first order"

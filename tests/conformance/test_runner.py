@@ -163,7 +163,9 @@ def test_x_stops_in_a_first_pass_of_few_examples_over_every_check(tmp_path):
     report = run.report
     assert report["partial_reason"].startswith("first pass"), report["partial_reason"]
     assert [c["id"] for c in run.checks_with("failed")] == ["test_errors.py::test_doubly_listed_variable_is_refused"]
-    assert all((c["examples_run"] or 0) <= 5 for c in report["checks"]), [c["examples_run"] for c in report["checks"]]
+    # Every check, those whose count is a share of the profile's included; a failing one also shrinks.
+    passed = [c for c in report["checks"] if c["status"] == "passed" and c["examples_run"] is not None]
+    assert all(c["examples_run"] <= FIRST_PASS_EXAMPLES for c in passed), [(c["id"], c["examples_run"]) for c in passed]
     assert max(c["examples_run"] or 0 for c in report["checks"]) >= FIRST_PASS_EXAMPLES
 
 
