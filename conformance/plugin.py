@@ -244,7 +244,7 @@ def pytest_configure(config):
 
     # Internal constants, hence guarded by tests/conformance/test_plugin.py.
     engine.MAX_SHRINKS, engine.MAX_SHRINKING_SECONDS = SHRINK_LIMITS[profile]
-    if config.getoption("--no-shrink"):
+    if config.getoption("--no-shrink") or _first_pass_unshrunk(config):
         engine.MAX_SHRINKS = 0
     # Framework warnings (tf_keras warns on every None gradient, as ROUTE-2 says) drown the report.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -830,12 +830,21 @@ def pytest_sessionfinish(session, exitstatus):
         config.workeroutput["conformance_impl"] = config.stash[_IMPL_INFO]
 
 
+def _first_pass_unshrunk(config) -> bool:
+    """A -x first pass on several processes reports its failure as found: there each example is a
+    round trip through the cluster (1-2 s on 2 cores), and shrinking would double the time to stop.
+    The run without -x shrinks."""
+    return bool(config.getoption("--first-pass")) and \
+        parse_device(config.getoption("--device")).kind in DISTRIBUTED_MAX_EXAMPLES
+
+
 def _partial_reason(session) -> Optional[str]:
     """Why this run's report is not a full run's (a selection, or a run stopped early), or None."""
     config = session.config
     why = []
     if config.getoption("--first-pass"):
-        why.append(f"first pass: at most {FIRST_PASS_EXAMPLES} examples a property")
+        why.append(f"first pass: at most {FIRST_PASS_EXAMPLES} examples a property"
+                   + (", failures not shrunk" if _first_pass_unshrunk(config) else ""))
     for option, flag in (("keyword", "-k"), ("markexpr", "-m")):
         if config.getoption(option):
             why.append(f"{flag} {config.getoption(option)!r}")

@@ -88,3 +88,17 @@ def test_a_first_pass_on_several_devices_runs_the_device_checks_first(device):
     head = first_pass[:len(device_checks)]
     assert {line.rsplit("::", 1)[1] for line in head} == device_checks, head
     assert full_pass[:len(device_checks)] != head, "the full pass keeps the owners-first order"
+
+
+@pytest.mark.parametrize("device,first_pass,unshrunk", [
+    ("ps:2", True, True), ("workers:2", True, True),
+    ("replicas:2", True, False), ("cpu", True, False), ("ps:2", False, False)])
+def test_only_a_first_pass_on_several_processes_reports_failures_unshrunk(device, first_pass, unshrunk):
+    """There each example is a round trip through the cluster: -x's first pass reports what it finds
+    as found, so it stops within seconds; every other run shrinks (and says which it did)."""
+    from types import SimpleNamespace
+
+    from conformance.plugin import _first_pass_unshrunk
+
+    options = {"--first-pass": first_pass, "--device": device}
+    assert _first_pass_unshrunk(SimpleNamespace(getoption=options.__getitem__)) is unshrunk
