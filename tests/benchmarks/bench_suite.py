@@ -6,6 +6,7 @@
     rejects[CANARY]  `python -m conformance --impl tests.conformance.canaries:CANARY
                      --profile ci -x`: the wall time until a faulty implementation is
                      rejected (-x runs a first pass of 3 examples a property over every check,
+                     on replicas, workers or parameter servers the device's own checks first,
                      then the full pass), the check that rejected it, the requirement its
                      failure is charged to, and whether the first pass found it.
 
