@@ -58,6 +58,7 @@ SITUATIONS: Dict[str, Situation] = {s.name: s for s in [
     Situation("steps", "ROUTE-9", "whole steps compared with each sub-optimizer alone"),
     Situation("all_none_call", "ROUTE-3", "calls whose every gradient is None"),
     Situation("unlisted_gradient", "ROUTE-4", "gradients for a variable no entry lists"),
+    Situation("shared_names", "ROUTE-1", "variables that share a name"),
     Situation("refused_call_atomic", "ATOM-1", "refused calls (they must change nothing)"),
     Situation("state_transfer", "WEIGHT-3", "state moved into a twin"),
     Situation("config_round_trip", "CONF-4", "config round trips"),

@@ -39,6 +39,7 @@ def test_steps_equal_sub_optimizers_alone(impl, data):
 
 @pytest.mark.broad
 @pytest.mark.requirement("ROUTE-1")
+@pytest.mark.owns("shared_names")
 @pytest.mark.uses(*STEP, "sub_counters")
 @pytest.mark.relies_on("steps")
 @given(data=st.data())

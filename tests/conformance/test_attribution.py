@@ -9,7 +9,9 @@ an implementation with one fault of a pattern that used to fail many requirement
 - a refusal with the wrong exception type;
 - unlisted variables silently dropped;
 - a config-only bug (learning rates lost in `get_config`);
-- var lists read once, at the first step.
+- var lists read once, at the first step;
+- routing by name: ROUTE-1, and ROUTE-4 too, since the same owner map by name accepts a doubly
+  listed variable (the drop-in API checks' variables named alike are left out once ROUTE-1 deviates).
 
 The requirements the report shows as deviating must be exactly the one the fault breaks: this test
 fails the day a check charges a fault to a requirement whose own check passes, or a check stops
@@ -32,6 +34,7 @@ ONE_FAULT = [
     pytest.param("tests.conformance.canaries:AcceptsUnlisted", {"ROUTE-4"}, id="unlisted-dropped"),
     pytest.param("tests.conformance.canaries:ConfigDropsLearningRate", {"CONF-4"}, id="config-only-bug"),
     pytest.param("tests.conformance.canaries:ReadsVarListsOnce", {"ROUTE-1"}, id="var-lists-read-once"),
+    pytest.param("tests.conformance.canaries:RoutesByName", {"ROUTE-1", "ROUTE-4"}, id="routes-by-name"),
 ]
 
 
