@@ -54,8 +54,8 @@ def _legacy(tf_keras, kind="sgd"):
     return {"sgd": tf_keras.optimizers.legacy.SGD, "adam": tf_keras.optimizers.legacy.Adam}[kind](0.1)
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("CTOR-1")
+@pytest.mark.uses("shared_names")
 @given(key=st.sampled_from(["lr", "decay", "learning_rate", "clip_norm", "foo"]))
 def test_unknown_keyword_is_a_type_error(impl, tf_keras, key):
     """CTOR-1: only clipnorm, clipvalue and global_clipnorm are accepted, besides name; tf_keras'
@@ -66,8 +66,8 @@ def test_unknown_keyword_is_a_type_error(impl, tf_keras, key):
         type(native)([(_legacy(tf_keras), lambda: variables[:1])], **{key: 0.5})
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("CTOR-1")
+@pytest.mark.uses("shared_names")
 @given(clip=cs.some_clip_settings())
 def test_clip_keywords_are_accepted_and_reported(impl, tf_keras, clip):
     """CTOR-1: the three clip settings are constructor keywords and attributes."""
@@ -77,8 +77,8 @@ def test_clip_keywords_are_accepted_and_reported(impl, tf_keras, clip):
         assert getattr(optimizer, key) == getattr(clip, key)
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("CTOR-3")
+@pytest.mark.uses("shared_names")
 @pytest.mark.parametrize("fault", ["not a pair", "not an optimizer", "not callable", "same optimizer twice"])
 def test_malformed_entries_are_refused_naming_the_index(impl, tf_keras, fault):
     """CTOR-3: TypeError naming the entry's index; the same instance twice is a ValueError."""
@@ -95,8 +95,8 @@ def test_malformed_entries_are_refused_naming_the_index(impl, tf_keras, fault):
         type(native)([good, bad])
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("CTOR-5", "SLOT-3")
+@pytest.mark.uses("shared_names")
 def test_checkpoint_names_sub_optimizers_like_tfrs(impl, tf, tmp_path):
     """CTOR-5: sub-optimizers are checkpointed as Optimizer0, Optimizer1; SLOT-3: saving works."""
     instance, native, variables = _built(impl)
@@ -127,8 +127,8 @@ def test_any_iterable_is_read_once(impl, tf, data):
     checks.assert_arrays_close(b.variables(), a.variables(), impl.tolerance("exact"), "variables")
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("ROUTE-4", "ATOM-2")
+@pytest.mark.uses("shared_names")
 def test_step_errors_are_value_errors(impl, tf):
     """ROUTE-4 and ATOM-2 errors are ValueError, as tf_keras raises them."""
     instance, native, variables = _built(impl)
@@ -139,8 +139,8 @@ def test_step_errors_are_value_errors(impl, tf):
         native.apply_gradients([(tf.ones(3), variables[0]), (tf.ones((3, 3)), variables[1])])
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("SLOT-1", "SLOT-2")
+@pytest.mark.uses("shared_names")
 def test_slots_are_delegated_to_the_owning_sub_optimizer(impl, tf):
     """SLOT-1/2: get_slot and add_slot act on the sub-optimizer that owns the variable."""
     instance, native, variables = _built(impl)
@@ -180,8 +180,8 @@ def test_config_is_json_and_from_config_resolves_names(impl, data):
     assert twin.config() == config
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("CONF-2", "CONF-3")
+@pytest.mark.uses("shared_names")
 def test_config_errors_say_what_to_fix(impl, tf_keras):
     """CONF-2: lambdas and duplicate names refuse get_config; CONF-3: unknown keys and names refused."""
     _, native, variables = _built(impl)
@@ -197,8 +197,8 @@ def test_config_errors_say_what_to_fix(impl, tf_keras):
         cls.from_config(config)  # The name resolves nowhere: neither custom_objects nor the registry.
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("INTEG-1", "INTEG-2")
+@pytest.mark.uses("shared_names")
 def test_apply_gradients_returns_an_op_that_loss_scaling_can_use(impl, tf, tf_keras):
     """INTEG-1: never None; INTEG-2: inside tf.function under LossScaleOptimizer."""
     instance, native, variables = _built(impl)
@@ -216,8 +216,8 @@ def test_apply_gradients_returns_an_op_that_loss_scaling_can_use(impl, tf, tf_ke
     assert int(native.iterations.numpy()) == 2
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("INTEG-2")
+@pytest.mark.uses("shared_names")
 def test_works_in_model_fit(impl, tf, tf_keras):
     """INTEG-2: a tf_keras model trains with the composite as its optimizer."""
     _, native, _ = _built(impl)
@@ -235,8 +235,8 @@ def test_works_in_model_fit(impl, tf, tf_keras):
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("INTEG-3")
+@pytest.mark.uses("shared_names")
 def test_public_api_of_the_tfrs_page_is_present(impl):
     """INTEG-3: every name on the TFRS API page; `optimizers` lists the entries' sub-optimizers first,
     in entry order (an implementation may list others of its own after them)."""
@@ -248,8 +248,8 @@ def test_public_api_of_the_tfrs_page_is_present(impl):
     assert [o for o in native.optimizers][:2] == instance.native_entries
 
 
-@pytest.mark.uses("shared_names")
 @pytest.mark.requirement("CKPT-2")
+@pytest.mark.uses("shared_names")
 def test_restores_a_checkpoint_in_tfrs_layout(impl, tf, tf_keras, tmp_path):
     """CKPT-2: a checkpoint laid out as TFRS writes it (Optimizer0, Optimizer1 under the composite)
     restores the sub-optimizers' counters and slots. The TFRS layout is built without TFRS: a
