@@ -45,7 +45,8 @@ def tf_keras():
 
 
 def _built(impl):
-    """TWO_GROUPS over VARIABLES, for checks that declare `uses("shared_names")`."""
+    """TWO_GROUPS over VARIABLES where the check may contain `shared_names` (declared, and ROUTE-1's
+    owner complied), else over DISTINCT_NAMES."""
     instance = impl.adapter.composite(TWO_GROUPS, VARIABLES if impl.allows("shared_names") else DISTINCT_NAMES)
     return instance, instance.native, instance.native_variables
 
