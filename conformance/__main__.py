@@ -78,7 +78,10 @@ def validate(args: argparse.Namespace, pytest_args: list) -> None:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     try:
-        config_checks.check_impl(args.impl)
+        # The port is imported by the process that runs the checks, which refuses it just as early
+        # (plugin._load_named_port): importing it here too would cost every run a second import of
+        # its framework (4-5 s of TensorFlow). gpu and tpu import it here anyway, to ask for the device.
+        config_checks.check_impl(args.impl, load=args.device in ("gpu", "tpu"))
         if args.expectations:
             config_checks.check_expectations(args.expectations, TESTS)
         for check in args.check:

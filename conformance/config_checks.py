@@ -1,8 +1,9 @@
 """What the command line names, checked before any check runs (`python -m conformance` exits 2 on
 the first mistake, with one line naming the bad value and what would be accepted).
 
-Everything here is cheap: no framework is imported for a bundled adapter (its frameworks are only
-looked up), and the suite's checks are read from their source, not imported.
+Everything here is cheap: no framework is imported (a bundled adapter's frameworks and a port's
+module are only looked up; load_impl, which imports a port, runs where the checks run), and the
+suite's checks are read from their source, not imported.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import tomllib
 from typing import Dict, Set
 
 
-def check_impl(spec: str) -> None:
+def check_impl(spec: str, *, load: bool = True) -> None:
     """ValueError unless `spec` is a bundled adapter whose frameworks are installed, or a MODULE:ATTR
-    that imports and names an adapter or a tf_keras legacy optimizer class."""
-    from adapters import BUNDLED, FRAMEWORKS, resolve
+    whose module is on the path and, with `load`, imports and names an adapter or a tf_keras legacy
+    optimizer class (load_impl). Without `load` nothing is imported: the runner leaves that to the
+    process that runs the checks (conformance/plugin.py), so a run imports the port's framework once."""
+    from adapters import BUNDLED, FRAMEWORKS
 
     if spec in BUNDLED:
         missing = [name for name in FRAMEWORKS.get(spec, ()) if importlib.util.find_spec(name) is None]
@@ -38,11 +41,19 @@ def check_impl(spec: str) -> None:
     if found is None:
         raise ValueError(f"--impl {spec}: no module named {module_name!r} on the Python path "
                          "(set PYTHONPATH to the directory that holds it)")
+    if load:
+        load_impl(spec)
+
+
+def load_impl(spec: str):
+    """The adapter that MODULE:ATTR `spec` names; ValueError, in one line, if importing the module,
+    finding ATTR or building the adapter fails."""
+    from adapters import resolve
     from conformance.isolation import quiet_stderr
 
     try:
         with quiet_stderr():  # Its framework's start-up notices; the worker's run shows what matters.
-            resolve(spec)
+            return resolve(spec)
     except AttributeError as exc:
         raise ValueError(f"--impl {spec}: {exc}") from None
     except TypeError as exc:  # load_adapter: not an adapter

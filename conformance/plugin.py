@@ -29,7 +29,7 @@ from hypothesis.errors import Unsatisfiable
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from adapters.protocol import CAPABILITIES, DeviceUnavailable, Unsupported, parse_device, summed_replicas
-from conformance import __version__, isolation, requirements, run_name, situations, tolerances
+from conformance import __version__, config_checks, isolation, requirements, run_name, situations, tolerances
 from conformance.strategies import Capabilities
 from reports import schema
 
@@ -69,13 +69,13 @@ def not_applicable(reason: str):
 class Implementation:
     """The implementation under test, as the tests see it (the `impl` fixture)."""
 
-    def __init__(self, spec: str, device: str):
+    def __init__(self, spec: str, device: str, adapter=None):
         from adapters import resolve
 
         self.spec = spec
         self.device = device
         self.replicas = summed_replicas(device)  # replicas:N and workers:N
-        self.adapter = resolve(spec)
+        self.adapter = resolve(spec) if adapter is None else adapter
         self.adapter.set_device(device)
         self.unsupported: Dict[str, str] = dict(self.adapter.unsupported())
         unknown = sorted(set(self.unsupported) - set(CAPABILITIES))
@@ -274,11 +274,33 @@ def pytest_configure(config):
     config.stash[_WATCHDOG] = isolation.Watchdog(
         crash, check_id, (lambda record: os._exit(isolation.TIMEOUT_EXIT)) if worker else
         (lambda record: _end_in_process_run(config, record)))
+    adapter = _load_named_port(config, spec, crash_dir)
     try:
         with isolation.quiet_stderr():
-            config.stash[_IMPL] = Implementation(spec, config.getoption("--device"))
+            config.stash[_IMPL] = Implementation(spec, config.getoption("--device"), adapter)
     except Exception as exc:  # noqa: BLE001 - the adapter's own failure: every check errors with it.
         config.stash[_IMPL_ERROR] = f"{type(exc).__name__}: {exc}"
+
+
+def _load_named_port(config, spec, crash_dir: str):
+    """The adapter of the runner's `--impl MODULE:ATTR`, or None (any other run: Implementation
+    resolves it). A port that does not import or build there is the user's mistake, refused like any
+    other (exit 2, one line, before any check): the runner only looked its module up
+    (config_checks.check_impl), so that a run imports the port's framework once, here. In a run
+    without xdist pytest's UsageError refuses it; a worker leaves the line for the controller, which
+    refuses the run once the worker has collected (pytest_xdist_node_collection_finished)."""
+    from adapters import BUNDLED
+
+    if not (config.getoption("--conformance-runner") and isinstance(spec, str) and spec not in BUNDLED):
+        return None
+    try:
+        return config_checks.load_impl(spec)
+    except ValueError as exc:
+        if not hasattr(config, "workerinput"):
+            raise pytest.UsageError(str(exc)) from None
+        with open(os.path.join(crash_dir, _REFUSED_FILE), "w", encoding="utf-8") as handle:
+            handle.write(str(exc))
+        return None
 
 
 def pytest_unconfigure(config):
@@ -298,6 +320,8 @@ _STARTED = pytest.StashKey[float]()
 _CRASH = pytest.StashKey[isolation.CrashFile]()
 _CRASH_DIR = pytest.StashKey[str]()
 _WATCHDOG = pytest.StashKey[isolation.Watchdog]()
+_REFUSED = pytest.StashKey[str]()
+_REFUSED_FILE = "refused-impl"
 _SELECTED = pytest.StashKey[int]()
 _OWNERS = pytest.StashKey[dict]()  # situation -> nodeids of the session's checks that own it
 _OUTCOMES = pytest.StashKey[situations.Outcomes]()
@@ -333,6 +357,18 @@ def pytest_configure_node(node):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids):
+    refused = os.path.join(node.config.stash[_CRASH_DIR], _REFUSED_FILE)
+    if os.path.exists(refused):  # _load_named_port: the worker could not load the port.
+        with open(refused, encoding="utf-8") as handle:
+            message = handle.read()
+        node.config.stash[_REFUSED] = message
+        print(f"conformance: error: {message}", file=sys.stderr, flush=True)
+        from _pytest.junitxml import xml_key
+
+        if xml_key in node.config.stash:  # A refused run writes no report, JUnit's included.
+            node.config.pluginmanager.unregister(node.config.stash[xml_key])
+            del node.config.stash[xml_key]  # As junitxml's own pytest_unconfigure does.
+        pytest.exit("--impl: the port did not load; no check ran", returncode=pytest.ExitCode.USAGE_ERROR)
     root = node.config.rootpath
     node.config.stash[_SELECTED] = sum(1 for i in ids if (root / i.split("::")[0]).resolve().parent == TESTS)
 
@@ -803,6 +839,8 @@ class _Verdicts:
 
     @pytest.hookimpl(tryfirst=True)  # Before junitxml writes its file: a partial run's goes elsewhere.
     def pytest_sessionfinish(self, session, exitstatus):
+        if _REFUSED in self.config.stash:
+            return
         results = self.config.stash[_RESULTS]
         if results:
             _write_reports(self.config, partial_reason=_partial_reason(session))

@@ -41,6 +41,9 @@ def _cli(*args, cwd=REPO, env=None):
     (["--impl", "os:path"], "os:path"),
     (["--impl", "mymodule:Nope"], "'mymodule'"),
     (["--impl", "os:Nope"], "'Nope'"),
+    # The port is loaded where the checks run: a worker of one or two, or the runner's own process.
+    (["--impl", "os:Nope", "-n", "2"], "'Nope'"),
+    (["--impl", "os:Nope", "-p", "no:xdist"], "'Nope'"),
     (["--timeout", "0"], "--timeout 0"),
     (["--check", "test_routing.py::test_nope"], "'test_nope'"),
     (["--avoid", "absent_group,teleportation"], "teleportation"),
