@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import importlib
+import importlib.util
 import json
 import os
 import pickle
@@ -32,10 +33,13 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from multiprocessing.connection import Client, Listener
 from typing import Any, List, Optional, Sequence
 
 ENV = "CONFORMANCE_CLUSTER_FOLLOWER"
+# Set: a parameter-server process imports all of TensorFlow, not only its server (_server_lib).
+FULL_IMPORT_ENV = "CONFORMANCE_CLUSTER_FULL_IMPORT"
 # Importing TensorFlow in N+1 processes at once took 30 s on the 2-core development machine.
 START_TIMEOUT_S = float(os.environ.get("CONFORMANCE_CLUSTER_START_TIMEOUT", 300))
 # A follower's answer to one replayed call: eager steps take milliseconds, the first ones trace.
@@ -259,11 +263,12 @@ def follow() -> None:
     """Runs one follower: connect, load TensorFlow, start the strategy or server, then replay calls."""
     config = json.loads(os.environ[ENV])
     _die_with_parent(config["parent"])
+    server_lib = _server_lib() if config["kind"] == "ps" else None
     connection = Client(tuple(config["address"]), authkey=bytes.fromhex(config["authkey"]))
     connection.send(config["index"] if config["kind"] == "workers" else (config["job"], config["index"]))
     try:
         if config["kind"] == "ps":
-            _serve(connection, config)
+            _serve(connection, config, server_lib)
         else:
             _replay(connection, config)
     except (EOFError, OSError):
@@ -272,13 +277,47 @@ def follow() -> None:
         os._exit(0)  # Skip TensorFlow's teardown: the cluster it would say goodbye to is gone.
 
 
-def _serve(connection, config) -> None:
-    import tensorflow as tf
+def _server_lib():
+    """TensorFlow's server module (`tf.distribute.Server` and `tf.train.ClusterSpec` are its Server
+    and ClusterSpec), loaded without `tensorflow/__init__.py` where this TensorFlow allows it.
 
+    A ps:W server runs no Python: the coordinator ships it functions, which the C++ runtime executes
+    with the kernels that TensorFlow's native library registers when it loads. Its Python API is
+    3 s of CPU a process; four servers importing it at once held a ps:2 run's start for 8 s on 2 cores,
+    and load in 0.5 s each without it. Where the lean load fails (another TensorFlow's layout), the
+    process starts again and imports all of TensorFlow (a half-loaded package cannot be unloaded);
+    FULL_IMPORT_ENV forces that path, and says why it was taken."""
+    if not os.environ.get(FULL_IMPORT_ENV):
+        try:
+            return _lean_server_lib()
+        except Exception as exc:  # noqa: BLE001 - any failure of the shortcut: the full import.
+            os.environ[FULL_IMPORT_ENV] = f"the lean load failed: {type(exc).__name__}: {exc}"[:500]
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, "-m", "adapters.cluster"])
+    import tensorflow  # noqa: F401 - the whole API, as any TensorFlow program loads it.
+    from tensorflow.python.training import server_lib
+
+    return server_lib
+
+
+def _lean_server_lib():
+    # An empty package stands for `tensorflow`, so that importing its submodule skips the package's
+    # __init__ (the public API); the submodules themselves load as usual, from TensorFlow's directory.
+    found = importlib.util.find_spec("tensorflow")
+    package = types.ModuleType("tensorflow")
+    package.__path__ = list(found.submodule_search_locations)
+    package.__spec__ = found
+    sys.modules["tensorflow"] = package
+    from tensorflow.python.training import server_lib
+
+    return server_lib
+
+
+def _serve(connection, config, server_lib) -> None:
     connection.send(("stage", "imported"))
     cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
-    tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=config["job"], task_index=config["index"],
-                         protocol="grpc", start=True)
+    server_lib.Server(server_lib.ClusterSpec(cluster), job_name=config["job"], task_index=config["index"],
+                      protocol="grpc", start=True)
     connection.send(("stage", "ready"))
     while pickle.loads(connection.recv_bytes())[1] is not None:
         pass
