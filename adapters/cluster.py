@@ -92,6 +92,9 @@ def configure_coordination(job: str, tasks: int) -> None:
 class Cluster:
     """The follower processes of one run, seen from the suite's process (worker 0 / coordinator)."""
 
+    # What each follower process runs (follow()).
+    follower_argv = (sys.executable, "-m", "adapters.cluster")
+
     def __init__(self, kind: str, spec: dict, roles: Sequence[tuple], payload: dict):
         self.kind = kind  # "workers" or "ps"
         self.spec = spec  # The cluster spec: job -> ["127.0.0.1:port", ...]
@@ -133,7 +136,7 @@ class Cluster:
         # The same program: whatever this process can import (pytest's rootdir, an --impl's path).
         env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path and os.path.isdir(path))
         # One process group for every follower, so that shutdown can kill them all at once.
-        process = subprocess.Popen([sys.executable, "-m", "adapters.cluster"], env=env, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(list(self.follower_argv), env=env, stdin=subprocess.DEVNULL,
                                    process_group=0 if self._pgid is None else self._pgid)
         if self._pgid is None:
             self._pgid = process.pid

@@ -6,19 +6,16 @@ run survives it, whatever happened (the followers are found by a marker in their
 which they inherit from the run).
 """
 
-import json
 import os
 import pathlib
-import pickle
 import socket
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
-from conformance_subprocess import REPO, run_conformance
+from conformance_subprocess import run_conformance
 
 
 def _processes_marked(marker: str) -> list:
@@ -72,49 +69,33 @@ def test_the_followers_end_with_the_run(tmp_path, device):
     assert _survivors(marker) == [], f"processes of the run survived it:\n{run.describe()}"
 
 
-def _serve_one(script: str) -> tuple:
-    """Runs `script` as one parameter-server follower (adapters/cluster.py) of a one-task cluster,
-    as Cluster._spawn starts one; returns (its messages up to ready, its initial environment, whether
-    its server accepted a connection). The follower ends when told to."""
-    from multiprocessing.connection import Listener
+def _servers_started() -> list:
+    """Starts a ps cluster of one worker and one parameter server; returns each process's initial
+    environment, once both serve on their ports."""
+    from adapters.cluster import LOOPBACK, Cluster
 
-    from adapters import cluster
-
-    authkey = os.urandom(16)
-    with Listener((cluster.LOOPBACK, 0), authkey=authkey) as listener:
-        port = cluster.free_ports(1)[0]
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-               cluster.ENV: json.dumps({"address": list(listener.address), "authkey": authkey.hex(), "kind": "ps",
-                                        "job": "ps", "index": 0, "parent": os.getpid()}),
-               "TF_CONFIG": json.dumps({"cluster": {"ps": [f"{cluster.LOOPBACK}:{port}"]}, "task": {"type": "ps", "index": 0}})}
-        env.pop(cluster.FULL_IMPORT_ENV, None)
-        process = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO)
-        try:
-            listener._listener._socket.settimeout(120)  # As Cluster.wait_until bounds it.
-            connection = listener.accept()
-            messages = [connection.recv() for _ in range(3)]  # Who it is, then its two stages.
-            environ = pathlib.Path(f"/proc/{process.pid}/environ").read_bytes()
-            with socket.create_connection((cluster.LOOPBACK, port), timeout=10):
-                serving = True
-            connection.send_bytes(pickle.dumps(([], None)))  # Quit.
-            assert process.wait(timeout=30) == 0
-        finally:
-            process.kill()
-            process.wait()
-    return messages, environ, serving
+    cluster = Cluster.start_servers(1, 1)
+    try:
+        cluster.wait_until("imported")
+        cluster.wait_until("ready")
+        for address in cluster.spec["worker"] + cluster.spec["ps"]:
+            socket.create_connection((LOOPBACK, int(address.rsplit(":", 1)[1])), timeout=10).close()
+        return [pathlib.Path(f"/proc/{pid}/environ").read_bytes() for pid in cluster.pids()]
+    finally:
+        cluster.shutdown()
 
 
-@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="reads the follower's environment through /proc (Linux)")
-def test_a_parameter_server_loads_only_the_server_and_else_all_of_tensorflow():
+@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="reads the followers' environment through /proc (Linux)")
+def test_a_parameter_server_loads_only_the_server_and_else_all_of_tensorflow(monkeypatch):
     """ps:W servers skip TensorFlow's Python API (cluster._server_lib); where that lean load fails,
     the process starts again with the full import, and serves all the same."""
     from adapters import cluster
 
-    ready = [("ps", 0), ("stage", "imported"), ("stage", "ready")]
-    messages, environ, serving = _serve_one("from adapters import cluster; cluster.follow()")
-    assert messages == ready and serving
-    assert cluster.FULL_IMPORT_ENV.encode() not in environ, "the lean load failed with this TensorFlow"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.delenv(cluster.FULL_IMPORT_ENV, raising=False)
+    for environ in _servers_started():
+        assert cluster.FULL_IMPORT_ENV.encode() not in environ, "the lean load failed with this TensorFlow"
     failing = "from adapters import cluster; cluster._lean_server_lib = lambda: 1 / 0; cluster.follow()"
-    messages, environ, serving = _serve_one(failing)
-    assert messages == ready and serving
-    assert f"{cluster.FULL_IMPORT_ENV}=the lean load failed: ZeroDivisionError".encode() in environ
+    monkeypatch.setattr(cluster.Cluster, "follower_argv", (sys.executable, "-c", failing))
+    for environ in _servers_started():
+        assert f"{cluster.FULL_IMPORT_ENV}=the lean load failed: ZeroDivisionError".encode() in environ
