@@ -157,6 +157,18 @@ def describe_crash(text: str, returncode: Optional[int]) -> tuple:
             "the out-of-memory killer, an exit status means the implementation called os._exit)"), text
 
 
+def describe_load_failure(dump: str, returncode: Optional[int]) -> str:
+    """One line: how a worker died while it loaded the implementation (conformance/plugin.py,
+    _load_named_port), from what faulthandler wrote to its crash file and its exit status."""
+    where = _where_in_dump(dump, "conformance/config_checks.py")
+    if dump.startswith("Timeout ("):
+        return f"loading it did not finish within the per-check limit (--timeout); it was at {where}"
+    if dump.startswith("Fatal Python error:"):
+        fatal = dump.partition("\n")[0].removeprefix("Fatal Python error: ")
+        return f"loading it killed the process: {fatal} ({_status(returncode)}); it was at {where}"
+    return f"loading it ended the process without a Python traceback ({_status(returncode)})"
+
+
 def _status(returncode: Optional[int]) -> str:
     if returncode is None:
         return "exit status unknown"
@@ -168,11 +180,12 @@ def _status(returncode: Optional[int]) -> str:
     return f"exit status {returncode}"
 
 
-def _where_in_dump(text: str) -> str:
-    """The innermost frame outside the plumbing of the thread that ran the check, in a faulthandler
-    dump (threads in blank-line separated blocks, most recent call first)."""
+def _where_in_dump(text: str, caller: str = "conformance/tests/") -> str:
+    """The innermost frame outside the plumbing of the thread that ran the check (the thread with
+    `caller` in its stack), in a faulthandler dump (threads in blank-line separated blocks, most
+    recent call first)."""
     blocks = text.split("\n\n")
-    checks = [b for b in blocks if "conformance/tests/" in b] or [b for b in blocks if b.startswith("Current thread")]
+    checks = [b for b in blocks if caller in b] or [b for b in blocks if b.startswith("Current thread")]
     if not checks:
         return "an unknown place"
     frames = [line.strip() for line in checks[0].splitlines() if line.strip().startswith("File ")]

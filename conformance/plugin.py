@@ -9,6 +9,7 @@ expectations file into expected failures; and records every check's verdict for 
 from __future__ import annotations
 
 import datetime
+import faulthandler
 import json
 import logging
 import os
@@ -274,7 +275,7 @@ def pytest_configure(config):
     config.stash[_WATCHDOG] = isolation.Watchdog(
         crash, check_id, (lambda record: os._exit(isolation.TIMEOUT_EXIT)) if worker else
         (lambda record: _end_in_process_run(config, record)))
-    adapter = _load_named_port(config, spec, crash_dir)
+    adapter = _load_named_port(config, spec, crash_dir, crash)
     try:
         with isolation.quiet_stderr():
             config.stash[_IMPL] = Implementation(spec, config.getoption("--device"), adapter)
@@ -282,25 +283,38 @@ def pytest_configure(config):
         config.stash[_IMPL_ERROR] = f"{type(exc).__name__}: {exc}"
 
 
-def _load_named_port(config, spec, crash_dir: str):
+def _load_named_port(config, spec, crash_dir: str, crash: isolation.CrashFile):
     """The adapter of the runner's `--impl MODULE:ATTR`, or None (any other run: Implementation
     resolves it). A port that does not import or build there is the user's mistake, refused like any
     other (exit 2, one line, before any check): the runner only looked its module up
     (config_checks.check_impl), so that a run imports the port's framework once, here. In a run
     without xdist pytest's UsageError refuses it; a worker leaves the line for the controller, which
-    refuses the run once the worker has collected (pytest_xdist_node_collection_finished)."""
+    refuses the run once the worker has collected (pytest_xdist_node_collection_finished).
+
+    A worker is also bounded while it loads the port, as a check is (--timeout), and its crash file
+    says that it was loading: if the port kills or hangs it, the controller refuses the run saying
+    so (pytest_testnodedown), rather than restarting workers that would die the same way."""
     from adapters import BUNDLED
 
     if not (config.getoption("--conformance-runner") and isinstance(spec, str) and spec not in BUNDLED):
         return None
+    if not hasattr(config, "workerinput"):
+        try:
+            return config_checks.load_impl(spec)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    crash.write({"kind": _LOADING})
+    crash.enable()
+    faulthandler.dump_traceback_later(config.option.timeout, exit=True, file=crash.handle)
     try:
         return config_checks.load_impl(spec)
     except ValueError as exc:
-        if not hasattr(config, "workerinput"):
-            raise pytest.UsageError(str(exc)) from None
         with open(os.path.join(crash_dir, _REFUSED_FILE), "w", encoding="utf-8") as handle:
             handle.write(str(exc))
         return None
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        crash.reset()
 
 
 def pytest_unconfigure(config):
@@ -322,6 +336,7 @@ _CRASH_DIR = pytest.StashKey[str]()
 _WATCHDOG = pytest.StashKey[isolation.Watchdog]()
 _REFUSED = pytest.StashKey[str]()
 _REFUSED_FILE = "refused-impl"
+_LOADING = "loading the implementation"  # A crash file's first record while a worker loads the port.
 _SELECTED = pytest.StashKey[int]()
 _OWNERS = pytest.StashKey[dict]()  # situation -> nodeids of the session's checks that own it
 _OUTCOMES = pytest.StashKey[situations.Outcomes]()
@@ -360,21 +375,36 @@ def pytest_xdist_node_collection_finished(node, ids):
     refused = os.path.join(node.config.stash[_CRASH_DIR], _REFUSED_FILE)
     if os.path.exists(refused):  # _load_named_port: the worker could not load the port.
         with open(refused, encoding="utf-8") as handle:
-            message = handle.read()
-        node.config.stash[_REFUSED] = message
-        print(f"conformance: error: {message}", file=sys.stderr, flush=True)
-        from _pytest.junitxml import xml_key
-
-        if xml_key in node.config.stash:  # A refused run writes no report, JUnit's included.
-            node.config.pluginmanager.unregister(node.config.stash[xml_key])
-            del node.config.stash[xml_key]  # As junitxml's own pytest_unconfigure does.
-        pytest.exit("--impl: the port did not load; no check ran", returncode=pytest.ExitCode.USAGE_ERROR)
+            _refuse(node.config, handle.read())
     root = node.config.rootpath
     node.config.stash[_SELECTED] = sum(1 for i in ids if (root / i.split("::")[0]).resolve().parent == TESTS)
 
 
+def _refuse(config, message: str) -> None:
+    """Ends the run as a usage error (exit 2) with `message` in one line, before any check ran and
+    without a report: the port named by --impl did not load (_load_named_port)."""
+    config.stash[_REFUSED] = message
+    print(f"conformance: error: {message}", file=sys.stderr, flush=True)
+    from _pytest.junitxml import xml_key
+
+    if xml_key in config.stash:  # A refused run writes no report, JUnit's included.
+        config.pluginmanager.unregister(config.stash[xml_key])
+        del config.stash[xml_key]  # As junitxml's own pytest_unconfigure does.
+    pytest.exit("--impl: the port did not load; no check ran", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
+    if error is not None:
+        try:
+            with open(os.path.join(node.config.stash[_CRASH_DIR], f"{node.gateway.id}.crash"),
+                      encoding="utf-8", errors="replace") as handle:
+                first, _, dump = handle.read().partition("\n")
+        except OSError:
+            first = dump = ""
+        if first == json.dumps({"kind": _LOADING}):  # It died loading the port (_load_named_port).
+            _refuse(node.config, f"--impl {node.config.stash[_SPEC]}: "
+                                 + isolation.describe_load_failure(dump, _exit_status(node)))
     info = getattr(node, "workeroutput", {}).get("conformance_impl")
     if info and _IMPL_INFO not in node.config.stash:
         node.config.stash[_IMPL_INFO] = info

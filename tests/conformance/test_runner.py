@@ -60,6 +60,23 @@ def test_usage_errors_exit_2_in_one_line_before_any_check(tmp_path, args, names)
     assert not (tmp_path / "runs").exists(), "a refused run wrote reports"
 
 
+@pytest.mark.parametrize("module, says", [
+    ("import os\nos.abort()\n", "loading it killed the process: Aborted (signal SIGABRT); it was at File"),
+    ("import time\ntime.sleep(600)\n", "loading it did not finish within the per-check limit (--timeout); it was at File"),
+], ids=["crashes", "hangs"])
+def test_a_port_that_kills_or_hangs_its_loading_is_refused_saying_so(tmp_path, module, says):
+    """The port is loaded by the worker that runs the checks: its death or hang there ends the run
+    as the usage error it is, naming where the port was, not as workers restarted in vain."""
+    (tmp_path / "loadsbadly.py").write_text(module, encoding="utf-8")
+    code, out, err = _cli("--impl", "loadsbadly:Port", "--timeout", "5", "--report-dir", str(tmp_path / "runs"),
+                          env={"PYTHONPATH": str(tmp_path)})
+    assert code == 2, (code, out[-2000:], err[-2000:])
+    lines = [line for line in err.splitlines() if line.startswith("conformance: error:")]
+    assert len(lines) == 1 and "--impl loadsbadly:Port: " + says in lines[0] and "loadsbadly.py" in lines[0], err
+    assert "replacing crashed worker" not in out + err and "INTERNALERROR" not in out + err, out + err
+    assert not (tmp_path / "runs").exists(), "a refused run wrote reports"
+
+
 def test_expectations_file_missing_or_malformed_is_named_with_its_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[expected_failure]]\ncheck = "unterminated\n', encoding="utf-8")
