@@ -396,12 +396,7 @@ def _refuse(config, message: str) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     if error is not None:
-        try:
-            with open(os.path.join(node.config.stash[_CRASH_DIR], f"{node.gateway.id}.crash"),
-                      encoding="utf-8", errors="replace") as handle:
-                first, _, dump = handle.read().partition("\n")
-        except OSError:
-            first = dump = ""
+        first, _, dump = _crash_text(node).partition("\n")
         if first == json.dumps({"kind": _LOADING}):  # It died loading the port (_load_named_port).
             _refuse(node.config, f"--impl {node.config.stash[_SPEC]}: "
                                  + isolation.describe_load_failure(dump, _exit_status(node)))
@@ -414,18 +409,22 @@ def pytest_testnodedown(node, error):
 def pytest_handlecrashitem(crashitem, report, sched):
     """A worker died while running `crashitem`: make it an error that says how (isolation.describe_crash)."""
     worker = report.node
-    path = os.path.join(worker.config.stash[_CRASH_DIR], f"{worker.gateway.id}.crash")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        text = ""
-    summary, details = isolation.describe_crash(text, _exit_status(worker))
+    summary, details = isolation.describe_crash(_crash_text(worker), _exit_status(worker))
     report.longrepr = f"{summary}\n\n{details}".rstrip()
     report.conformance = {"crash": summary}
     # Checks waiting on this one (an owner of a situation) go on as if it had deviated.
     check = f"{pathlib.Path(crashitem.split('::')[0]).name}::{crashitem.split('::', 1)[-1]}"
     worker.config.stash[_OUTCOMES].write(crashitem, schema.ERROR, [], check, summary)
+
+
+def _crash_text(worker) -> str:
+    """What a dead worker left in its crash file (isolation.CrashFile), or ''."""
+    try:
+        with open(os.path.join(worker.config.stash[_CRASH_DIR], f"{worker.gateway.id}.crash"),
+                  encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
 
 
 def _exit_status(worker) -> Optional[int]:
