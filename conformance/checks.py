@@ -95,16 +95,15 @@ def build(impl, case):
         return instance, Oracle(impl.adapter, case.spec, case.variables, universes=case.universes())
 
 
-def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, compiled=False,
-                     counters_charged_to: str = "ITER-3") -> None:
+def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, compiled=False) -> None:
     """One step on both; then variables and, where the check reads sub-optimizer counters (situation
     `sub_counters`, ITER-3's) and the port exposes them, each sub-optimizer's counter must agree.
     Variables are compared first, so a port that keeps no per-entry counter still has its values checked.
 
-    A counter mismatch is ITER-3's unless the check says otherwise: a routing check charges it to its
-    own requirement, because there the counter shows *which* sub-optimizer stepped a variable (two
-    identical sub-optimizers give identical values), and ITER-3's owner has already complied (else
-    the check would have left `sub_counters` out)."""
+    A counter mismatch is the check's own, like any failure in a situation it uses: the counters are
+    read only where ITER-3's owner has complied (else the check leaves `sub_counters` out), so a
+    mismatch here is the check's situation at work (in a routing check, the counter shows *which*
+    sub-optimizer stepped a variable, where two identical sub-optimizers give identical values)."""
     with applicability():
         instance.step(pairs, compiled=compiled)
         oracle.step(pairs)
@@ -118,14 +117,13 @@ def step_and_compare(impl, case, instance, oracle, pairs, step_number: int, *, c
             got_counters, expected_counters = instance.sub_iterations(), oracle.sub_iterations()
     except Unsupported:
         return  # No per-entry counters to compare; ITER-3's own check reports that as not applicable.
-    with charged_to(counters_charged_to):
-        assert got_counters == expected_counters, (
-            f"sub-optimizer counters after step {step_number}: {got_counters}, expected {expected_counters} "
-            "(each advances only on steps where its group gets a gradient)"
-        )
+    assert got_counters == expected_counters, (
+        f"sub-optimizer counters after step {step_number}: {got_counters}, expected {expected_counters} "
+        "(each advances only on steps where its group gets a gradient)"
+    )
 
 
-def run_case(impl, case, *, compiled=False, counters_charged_to: str = "ITER-3"):
+def run_case(impl, case, *, compiled=False):
     """Build, then every step of the case compared with the oracle (`step_and_compare`).
     Returns (instance, oracle)."""
     instance, oracle = build(impl, case)
@@ -135,8 +133,7 @@ def run_case(impl, case, *, compiled=False, counters_charged_to: str = "ITER-3")
             with applicability():
                 instance.regroup(groups)
             oracle.regroup(groups)
-        step_and_compare(impl, case, instance, oracle, pairs, number, compiled=compiled,
-                         counters_charged_to=counters_charged_to)
+        step_and_compare(impl, case, instance, oracle, pairs, number, compiled=compiled)
     return instance, oracle
 
 

@@ -47,7 +47,7 @@ def test_same_named_variables_route_by_identity(impl, data):
     """ROUTE-1: every variable is called "shared"; only identity can tell them apart."""
     case = data.draw(cs.cases(impl.caps, min_groups=2), label="case")
     renamed = tuple(VariableSpec("shared", v.value) for v in case.variables)
-    checks.run_case(impl, dataclasses.replace(case, variables=renamed), counters_charged_to="ROUTE-1")
+    checks.run_case(impl, dataclasses.replace(case, variables=renamed))
 
 
 # Half the profile's examples: every example changes the var lists at least once, and the steps are
@@ -62,8 +62,7 @@ def test_var_lists_are_read_every_step(impl, data):
     """ROUTE-1: each step calls the var-list callables afresh: a variable listed later (a layer built
     after the first step) is trained from then on, and one moved to another entry continues with that
     entry's sub-optimizer (fresh slots there), as the oracle computes."""
-    checks.run_case(impl, data.draw(cs.cases_with_changing_groups(impl.caps), label="case"),
-                    counters_charged_to="ROUTE-1")
+    checks.run_case(impl, data.draw(cs.cases_with_changing_groups(impl.caps), label="case"))
 
 
 @pytest.mark.requirement("ROUTE-2")
